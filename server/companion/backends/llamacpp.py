@@ -1,0 +1,145 @@
+"""llama.cpp through llama-cpp-python: the default CPU engine (GGUF models).
+
+Prefix reuse: `Llama.generate` keeps the KV cache of the longest common token prefix
+between consecutive prompts, so a stable prompt layout makes a keystroke cost only its
+new tokens. Imported lazily so the server starts without llama-cpp-python.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from companion.backends.base import (
+    BackendError,
+    BackendInfo,
+    Chunk,
+    GenerationRequest,
+    ModelSpec,
+    stop_reason,
+)
+
+
+def default_threads() -> int:
+    """One thread per physical core: hyper-threads slow llama.cpp's matmuls down."""
+    try:
+        import psutil
+
+        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except Exception:
+        return max(1, os.cpu_count() or 1)
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two prompts share."""
+    count = 0
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        count += 1
+    return count
+
+
+class LlamaCppBackend:
+    """GGUF models on the CPU (or Metal/CUDA when llama.cpp was built with them)."""
+
+    name = "llamacpp"
+
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._spec: ModelSpec | None = None
+        self._last_tokens: list[int] = []
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        """Whether llama-cpp-python can be imported here, and why not."""
+        try:
+            import llama_cpp  # noqa: F401
+        except Exception as error:
+            return False, f"llama-cpp-python not importable ({error.__class__.__name__}: {error})"
+        return True, "llama-cpp-python installed"
+
+    def load(self, model: ModelSpec) -> None:
+        if not model.path.endswith(".gguf") or not os.path.isfile(model.path):
+            raise BackendError(f"llama.cpp needs a GGUF file, got {model.path}")
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise BackendError(f"llama-cpp-python is not installed ({error})") from error
+        try:
+            self._llm = Llama(
+                model_path=model.path,
+                n_ctx=model.context_tokens,
+                n_threads=model.threads or default_threads(),
+                n_batch=512,
+                verbose=False,
+            )
+        except Exception as error:  # llama.cpp raises ValueError/RuntimeError on bad files
+            raise BackendError(f"llama.cpp could not load {model.path}: {error}") from error
+        self._spec = model
+        self._last_tokens = []
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+        self._spec = None
+        self._last_tokens = []
+
+    def info(self) -> BackendInfo:
+        spec = self._spec
+        size_mb = os.path.getsize(spec.path) / 2**20 if spec else 0.0
+        return BackendInfo(
+            name=self.name,
+            model=spec.name if spec else "",
+            device="cpu",
+            memory_mb=round(size_mb, 1),
+            context_tokens=spec.context_tokens if spec else 0,
+            fim=spec.fim if spec else False,
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        if self._llm is None:
+            raise BackendError("no model loaded")
+        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        return tokens
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        llm = self._llm
+        if llm is None:
+            raise BackendError("no model loaded")
+        tokens = self.tokenize(request.prompt)
+        room = llm.n_ctx() - request.max_tokens
+        if len(tokens) > room:
+            # Keep the end of the prompt (the text right before the cursor) and the BOS.
+            tokens = tokens[:1] + tokens[len(tokens) - room + 1 :]
+        cached = common_prefix_length(tokens, self._last_tokens)
+        self._last_tokens = list(tokens)
+        eos = llm.token_eos()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        started = time.perf_counter()
+        first = True
+        finish = "length"
+        generator = llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True)
+        for produced, token in enumerate(generator, start=1):
+            if token == eos:
+                finish = "stop"
+                break
+            self._last_tokens.append(token)
+            text = decoder.decode(llm.detokenize([token], special=False))
+            chunk = Chunk(text=text)
+            if first:
+                chunk.prompt_tokens = len(tokens)
+                chunk.cached_tokens = cached
+                chunk.prefill_ms = (time.perf_counter() - started) * 1000
+                first = False
+            yield chunk
+            if produced >= request.max_tokens:
+                break
+            if request.should_stop():
+                finish = stop_reason(request)
+                break
+        yield Chunk(text=decoder.decode(b"", final=True), tokens=0, finish_reason=finish)

@@ -1,0 +1,1 @@
+"""Benchmarks: numbers, never pass/fail."""

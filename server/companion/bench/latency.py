@@ -1,0 +1,178 @@
+"""`companion bench latency`: typing latency through the real server over stdio.
+
+Opens a real ~2k-token Python file from the running interpreter's standard library,
+types a new function into it one keystroke at a time (didChange + inlineCompletion), and
+reports cold start, the first completion in the newly opened file, and p50/p95/max while
+typing — once waiting for every answer, once cancelling the pending request on each
+keystroke the way VS Code does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import sysconfig
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from companion.engine.context import split_lines
+from companion.engine.metrics import percentile
+from companion.lspclient import CompanionClient
+
+TYPED = (
+    "def summarize(values):\n"
+    '    """Mean, smallest and largest of the values."""\n'
+    "    total = 0\n"
+    "    for value in values:\n"
+    "        total += value\n"
+    "    return total / len(values), min(values), max(values)\n\n\n"
+)
+CANDIDATES = ("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py", "glob.py",
+              "queue.py", "sched.py", "colorsys.py", "netrc.py")
+
+
+def stdlib_file(target_chars: int = 7000) -> Path:
+    """The stdlib module whose size is closest to ~2k tokens."""
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    files = [folder / name for name in CANDIDATES if (folder / name).is_file()]
+    return min(files, key=lambda path: abs(path.stat().st_size - target_chars))
+
+
+def insertion_line(lines: list[str]) -> int:
+    """A top-level `def` about two thirds into the file: we type a new function above it."""
+    defs = [index for index, line in enumerate(lines) if line.startswith("def ")]
+    if not defs:
+        return len(lines)
+    return defs[min(len(defs) - 1, (2 * len(defs)) // 3)]
+
+
+def _summary(values: list[float]) -> dict[str, float | None]:
+    def r(value: float | None) -> float | None:
+        return round(value, 1) if value is not None else None
+
+    return {
+        "p50Ms": r(percentile(values, 0.5)),
+        "p95Ms": r(percentile(values, 0.95)),
+        "maxMs": r(max(values) if values else None),
+        "count": len(values),
+    }
+
+
+async def _type(
+    client: CompanionClient, uri: str, line: int, keystrokes: str, cancel_pending: bool
+) -> dict[str, Any]:
+    """Type `keystrokes` starting at (line, 0); returns latencies and cancel counts."""
+    latencies: list[float] = []
+    cancelled = 0
+    pending: tuple[str, asyncio.Future[Any]] | None = None
+    row, column = line, 0
+    for char in keystrokes:
+        if pending is not None and cancel_pending:
+            client.protocol.notify("$/cancelRequest", types.CancelParams(id=pending[0]))
+            try:
+                await pending[1]
+            except Exception:
+                cancelled += 1
+            pending = None
+        client.insert(uri, row, column, char)
+        if char == "\n":
+            row, column = row + 1, 0
+        else:
+            column += 1
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=row, character=column),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+        msg_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        future = client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
+        )
+        if cancel_pending:
+            pending = (msg_id, future)
+            await asyncio.sleep(0.03)  # a fast typist: ~30 ms between keys
+            if future.done():
+                latencies.append((time.perf_counter() - started) * 1000)
+                pending = None
+        else:
+            await future
+            latencies.append((time.perf_counter() - started) * 1000)
+    if pending is not None:
+        await pending[1]
+    return {"latency": _summary(latencies), "cancelled": cancelled, "keystrokes": len(keystrokes)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.file) if args.file else stdlib_file()
+    text = path.read_text(encoding="utf-8")
+    lines = split_lines(text)
+    settings = json.loads(args.settings) if args.settings else {}
+    client = CompanionClient()
+    process_started = time.perf_counter()
+    try:
+        await client.start(settings)
+        status = await client.wait_ready()
+        uri = client.open(path, text)
+        line = insertion_line(lines)
+        client.insert(uri, line, 0, "\n")
+        started = time.perf_counter()
+        await client.inline(uri, line, 0)
+        first_ms = (time.perf_counter() - started) * 1000
+        cold_s = time.perf_counter() - process_started
+        keystrokes = TYPED[: args.keystrokes]
+        sequential = await _type(client, uri, line, keystrokes, cancel_pending=False)
+        # The second pass types the same text again, below the first copy.
+        line2 = line + keystrokes.count("\n") + 1
+        client.insert(uri, line2, 0, "\n")
+        cancelling = await _type(client, uri, line2, keystrokes, cancel_pending=True)
+        final = await client.status()
+    finally:
+        await client.close()
+    return {
+        "file": str(path),
+        "fileChars": len(text),
+        "fileTokensApprox": round(len(text) / 3.2),
+        "backend": status["backend"],
+        "model": status["model"],
+        "coldStartS": round(cold_s, 2),
+        "modelLoadS": status["loadSeconds"],
+        "firstCompletionMs": round(first_ms, 1),
+        "typing": sequential,
+        "typingWithCancel": cancelling,
+        "serverMemoryMB": final["memoryMB"],
+        "generatedTokens": final["generatedTokens"],
+        "tokensPerSecond": final["tokensPerSecond"],
+        "cacheHits": final["requests"].get("cacheHits", 0),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    typing, cancel = result["typing"], result["typingWithCancel"]
+    print(f"file: {result['file']} ({result['fileChars']} chars, ~{result['fileTokensApprox']} "
+          f"tokens); {result['backend']} · {result['model']}")
+    print(f"cold start (process start → first completion): {result['coldStartS']} s "
+          f"(model load {result['modelLoadS']} s)")
+    print(f"first completion in the newly opened file: {result['firstCompletionMs']} ms")
+    lat = typing["latency"]
+    print(f"typing, waiting for each answer ({lat['count']} keystrokes): p50 {lat['p50Ms']} ms, "
+          f"p95 {lat['p95Ms']} ms, max {lat['maxMs']} ms")
+    lat = cancel["latency"]
+    print(f"typing at 30 ms/key, cancelling stale requests: {cancel['cancelled']} cancelled, "
+          f"{lat['count']} answered in time: p50 {lat['p50Ms']} ms, p95 {lat['p95Ms']} ms")
+    print(f"server memory {result['serverMemoryMB']} MB, {result['generatedTokens']} tokens "
+          f"generated at {result['tokensPerSecond']} tokens/s, {result['cacheHits']} cache hits")
+    sys.stdout.flush()
+    return 0

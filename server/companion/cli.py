@@ -1,0 +1,98 @@
+"""The `companion` command line: serve | demo [FILE] | bench latency | status.
+
+Only this module prints; `serve` keeps stdout for the protocol and sends everything
+else (Python logging and anything a native library writes to fd 1) to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from companion import __version__
+
+
+def _settings_arg(raw: str | None) -> dict[str, object]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--settings must be a JSON object: {error}") from error
+    if not isinstance(value, dict):
+        raise SystemExit("--settings must be a JSON object")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the language server on stdin/stdout."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.log_level != "debug":  # pygls logs every message it sends at INFO
+        logging.getLogger("pygls").setLevel(logging.WARNING)
+    # The protocol gets a private copy of fd 1; fd 1 itself becomes stderr so that no
+    # print() or C library log line can ever corrupt the LSP stream.
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    from companion.lsp.server import create_server
+
+    server = create_server()
+    server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from companion.demo.session import main
+
+    return main(args.file, _settings_arg(args.settings))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from companion.bench.latency import main
+
+    return main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="companion",
+        description="Local-AI code completion, hover explanations and scaffolds over LSP.",
+    )
+    parser.add_argument("--version", action="version", version=f"companion {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the language server over stdio")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    demo = commands.add_parser(
+        "demo", help="drive a real LSP session on a sample file and print what an editor shows"
+    )
+    demo.add_argument("file", nargs="?", help="a Python file (default: the bundled sample)")
+    demo.add_argument("--settings", help='server settings as JSON, e.g. {"backend": "templates"}')
+    demo.set_defaults(func=cmd_demo)
+
+    bench = commands.add_parser("bench", help="measure speed (see `companion bench -h`)")
+    kinds = bench.add_subparsers(dest="kind", required=True)
+    latency = kinds.add_parser("latency", help="typing latency through the real server")
+    latency.add_argument("--json", action="store_true", help="print JSON only")
+    latency.add_argument("--file", help="a Python file to type in (default: a stdlib file)")
+    latency.add_argument("--keystrokes", type=int, default=60)
+    latency.add_argument("--settings", help="server settings as JSON")
+    latency.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

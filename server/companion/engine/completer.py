@@ -1,0 +1,285 @@
+"""The completion engine: context → prompt → generate → post-process, plus model state.
+
+No pygls here: the LSP handlers call `Engine.complete` with plain values, so the whole
+pipeline is testable without a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from companion.backends.base import Backend, CancelFlag, GenerationRequest, ModelSpec
+from companion.backends.registry import LoadResult, load_with_fallback
+from companion.backends.templates import TemplatesBackend, template_completion
+from companion.config import Settings
+from companion.engine.context import CursorContext, build_context
+from companion.engine.metrics import Metrics
+from companion.engine.postprocess import PostContext, clean, is_finished
+from companion.engine.prompts import build_prompt
+from companion.engine.scheduler import ResultCache, Scheduler
+
+log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 3.2  # code in a BPE tokenizer; only used to size the text windows
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Ghost text for one cursor position and where it came from."""
+
+    text: str
+    source: str  # "model" | "cache" | "templates"
+    latency_ms: float
+    tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    finish_reason: str = ""
+
+
+@dataclass
+class EngineState:
+    """What is loaded and why; replaced whole when the model changes."""
+
+    state: str  # "loading" | "ready" | "degraded" | "templates"
+    backend: Backend
+    spec: ModelSpec | None
+    reason: str
+    steps: list[str]
+    load_seconds: float = 0.0
+
+
+class Engine:
+    """Owns the loaded backend, the scheduler, the cache and the metrics."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.metrics = Metrics()
+        self.scheduler = Scheduler()
+        self.cache = ResultCache()
+        self._templates = TemplatesBackend()
+        self.current = EngineState("loading", self._templates, None, "starting", [])
+        self._loaded: Backend | None = None  # the backend holding a model, to unload
+        self._load_lock = threading.Lock()
+
+    # -- model state -------------------------------------------------------------------
+
+    def load(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
+        """Load the configured backend and model (blocking; call it off the event loop)."""
+        with self._load_lock:
+            started = time.perf_counter()
+            self.current = EngineState("loading", self._templates, None, "loading", [])
+            if self._loaded is not None:
+                self._loaded.unload()
+                self._loaded = None
+            result: LoadResult = load_with_fallback(self.settings, on_step)
+            self._loaded = result.backend if result.spec is not None else None
+            if result.spec is None:
+                state = "templates"
+            else:
+                state = "degraded" if result.degraded else "ready"
+            self.current = EngineState(
+                state,
+                result.backend,
+                result.spec,
+                result.reason,
+                result.steps,
+                time.perf_counter() - started,
+            )
+            self.cache.clear()
+            log.info(
+                "model ready: backend=%s model=%s state=%s in %.1fs (%s)",
+                result.backend.name,
+                result.spec.name if result.spec else "-",
+                state,
+                self.current.load_seconds,
+                result.reason,
+            )
+            return self.current
+
+    async def reload(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
+        """Load on the generation thread, after any generation in flight; requests that
+        arrive meanwhile are answered from templates."""
+        self.current = EngineState("loading", self._templates, None, "loading", [])
+        self.scheduler.cancel_all()
+        return await self.scheduler.run_exclusive(lambda: self.load(on_step))
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown()
+        if self._loaded is not None:
+            self._loaded.unload()
+            self._loaded = None
+
+    # -- completions -------------------------------------------------------------------
+
+    def context_at(
+        self,
+        text: str,
+        line: int,
+        character: int,
+        language: str = "python",
+        path: str = "",
+        encoding: str = "utf-16",
+    ) -> CursorContext:
+        """The cursor context, sized from the model's context budget."""
+        budget = self.settings.context_tokens
+        if self.current.spec is not None:
+            budget = min(budget, self.current.spec.context_tokens)
+        budget_chars = int((budget - self.settings.max_tokens) * CHARS_PER_TOKEN)
+        return build_context(
+            text,
+            line,
+            character,
+            prefix_chars=max(256, int(budget_chars * 0.8)),
+            suffix_chars=max(128, int(budget_chars * 0.2)),
+            language=language,
+            path=path,
+            encoding=encoding,
+        )
+
+    def _template_suggestion(self, ctx: CursorContext, started: float) -> Suggestion:
+        text = template_completion(ctx.prefix, ctx.suffix)
+        post = PostContext(ctx)
+        text = clean(text, post).text if text else ""
+        return Suggestion(text, "templates", (time.perf_counter() - started) * 1000)
+
+    async def complete(
+        self,
+        text: str,
+        line: int,
+        character: int,
+        uri: str,
+        language: str = "python",
+        path: str = "",
+        flag: CancelFlag | None = None,
+        encoding: str = "utf-16",
+    ) -> Suggestion:
+        """Ghost text at (line, character); raises PositionError for a bad position."""
+        started = time.perf_counter()
+        ctx = self.context_at(text, line, character, language, path, encoding)
+        cached = self.cache.get(uri, ctx.prefix, ctx.suffix)
+        if cached is not None:
+            self.metrics.count("cacheHits")
+            return Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
+        if self.current.spec is None:
+            return self._template_suggestion(ctx, started)
+        flag = flag or CancelFlag()
+        try:
+            suggestion = await self.scheduler.run(
+                uri, lambda f: self._generate(ctx, f, started), flag
+            )
+        except (MemoryError, RuntimeError, OSError, ValueError) as error:
+            # A failing model must not cost the user their suggestion: templates answer.
+            self.metrics.count("modelErrors")
+            log.error("generation failed (%s: %s); answering from templates",
+                      error.__class__.__name__, error)
+            return self._template_suggestion(ctx, started)
+        if suggestion.finish_reason != "cancelled":
+            self.cache.put(uri, ctx.prefix, ctx.suffix, suggestion.text)
+        return suggestion
+
+    def _generate(self, ctx: CursorContext, flag: CancelFlag, started: float) -> Suggestion:
+        """Run one generation on the worker thread, stopping as soon as it is complete.
+
+        Reads `self.current` here, on the worker: model loads run on the same thread, so
+        the backend cannot be swapped out from under a generation.
+        """
+        current = self.current
+        if current.spec is None:
+            return self._template_suggestion(ctx, started)
+        prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
+        post = PostContext(ctx, prompt.stripped_indent)
+        soft_deadline = started + self.settings.inline_deadline_ms / 1000
+        request = GenerationRequest(
+            prompt=prompt.text,
+            max_tokens=self.settings.max_tokens,
+            stop=list(prompt.stop),
+            deadline=time.monotonic() + 2 * self.settings.inline_deadline_ms / 1000,
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            language=ctx.language,
+            cancel=flag,
+        )
+        raw = ""
+        tokens = prompt_tokens = cached_tokens = 0
+        finish = ""
+        generation_started = time.perf_counter()
+        stream = current.backend.stream(request)
+        try:
+            for chunk in stream:
+                raw += chunk.text
+                tokens += chunk.tokens
+                if chunk.prefill_ms is not None:
+                    prompt_tokens, cached_tokens = chunk.prompt_tokens, chunk.cached_tokens
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
+                    break
+                stop_at = min((raw.find(s) for s in prompt.stop if s in raw), default=-1)
+                if stop_at >= 0:
+                    raw, finish = raw[:stop_at], "stop"
+                    break
+                if "\n" in chunk.text:
+                    if is_finished(raw, post):
+                        finish = "complete"
+                        break
+                    # Over budget: return what is there at this line end, if anything.
+                    if time.perf_counter() > soft_deadline and clean(raw, post).text:
+                        finish = "deadline"
+                        break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        self.metrics.generation(tokens, time.perf_counter() - generation_started)
+        if flag.cancelled:
+            finish = "cancelled"
+        cleaned = clean(raw, post)
+        return Suggestion(
+            cleaned.text,
+            "model",
+            (time.perf_counter() - started) * 1000,
+            tokens,
+            prompt_tokens,
+            cached_tokens,
+            finish,
+        )
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The `companion/status` payload (never includes secrets)."""
+        import psutil
+
+        current = self.current
+        info = current.backend.info()
+        snapshot = self.metrics.snapshot()
+        inline = snapshot["latency"].get("inline", {})
+        rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
+        return {
+            "backend": info.name,
+            "model": info.model,
+            "device": info.device,
+            "state": current.state,
+            "reason": current.reason,
+            "steps": list(current.steps),
+            "loadSeconds": round(current.load_seconds, 2),
+            "memoryMB": round(rss, 1),
+            "modelMemoryMB": info.memory_mb,
+            "contextTokens": info.context_tokens,
+            "requests": snapshot["requests"],
+            "latency": {
+                "p50Ms": inline.get("p50Ms"),
+                "p95Ms": inline.get("p95Ms"),
+                "lastMs": inline.get("lastMs"),
+            },
+            "latencyByKind": snapshot["latency"],
+            "generatedTokens": snapshot["generatedTokens"],
+            "tokensPerSecond": snapshot["tokensPerSecond"],
+            "shown": snapshot["requests"].get("shown", 0),
+            "accepted": snapshot["requests"].get("accepted", 0),
+        }

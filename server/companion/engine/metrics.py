@@ -1,0 +1,79 @@
+"""Latency windows and counters for `companion/status` (in memory, bounded)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile (share in 0..1) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(share * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+@dataclass
+class LatencyWindow:
+    """The last `size` latencies of one request kind, in milliseconds."""
+
+    size: int = 200
+    values: deque[float] = field(default_factory=deque)
+
+    def add(self, ms: float) -> None:
+        self.values.append(ms)
+        while len(self.values) > self.size:
+            self.values.popleft()
+
+    def summary(self) -> dict[str, float | None]:
+        values = list(self.values)
+        rounded = [round(v, 1) if v is not None else None for v in
+                   (percentile(values, 0.5), percentile(values, 0.95))]
+        return {
+            "p50Ms": rounded[0],
+            "p95Ms": rounded[1],
+            "lastMs": round(values[-1], 1) if values else None,
+            "count": len(values),
+        }
+
+
+class Metrics:
+    """Counters and latency windows shared by the handlers (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.latency: dict[str, LatencyWindow] = {}
+        self.generated_tokens = 0
+        self.generation_seconds = 0.0
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def observe(self, kind: str, ms: float) -> None:
+        with self._lock:
+            self.latency.setdefault(kind, LatencyWindow()).add(ms)
+
+    def generation(self, tokens: int, seconds: float) -> None:
+        with self._lock:
+            self.generated_tokens += tokens
+            self.generation_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            rate = (
+                self.generated_tokens / self.generation_seconds
+                if self.generation_seconds > 0
+                else None
+            )
+            return {
+                "requests": dict(self.counts),
+                "latency": {kind: w.summary() for kind, w in self.latency.items()},
+                "generatedTokens": self.generated_tokens,
+                "tokensPerSecond": round(rate, 1) if rate else None,
+            }

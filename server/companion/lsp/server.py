@@ -1,0 +1,234 @@
+"""CompanionServer: initialize, settings, the background model load, status and restart.
+
+Every feature lives in its own module (inline.py, completion.py, …) with a
+`register(server)` function; `create_server()` wires them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.workspace import TextDocument
+
+from companion import __version__
+from companion.config import Settings, parse_settings
+from companion.engine.completer import Engine
+
+log = logging.getLogger(__name__)
+
+_ANSWERED = object()  # a request already answered with an error: nothing more to do
+
+
+class CompanionProtocol(LanguageServerProtocol):
+    """pygls' protocol, except that a request whose params cannot be deserialized gets a
+    JSON-RPC InvalidParams error instead of silence (the client would wait forever)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                method = data.get("method")
+                log.warning("invalid params for %s (request %s): answered -32602",
+                            method, data["id"])
+                self._send_response(
+                    data["id"],
+                    None,
+                    JsonRpcInvalidParams(f"invalid params for {method}").to_response_error(),
+                )
+                return _ANSWERED
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if message is _ANSWERED:
+            return
+        super().handle_message(message)
+
+
+class CompanionServer(LanguageServer):
+    """The language server: an Engine plus the LSP plumbing around it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "companion",
+            __version__,
+            protocol_cls=CompanionProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.engine = Engine()
+        self._load_task: asyncio.Task[Any] | None = None
+        self._warned: set[str] = set()
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    # -- logging -------------------------------------------------------------------------
+
+    def log_line(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """One line to the client's log (and stderr)."""
+        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, message)
+        with contextlib.suppress(Exception):  # no client attached, or a closed pipe
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def warn_once(self, message: str) -> None:
+        """A warning the user sees once per session (a popup plus the log)."""
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        self.log_line(message, types.MessageType.Warning)
+        with contextlib.suppress(Exception):
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            )
+
+    # -- documents -----------------------------------------------------------------------
+
+    def document(self, uri: str) -> TextDocument | None:
+        """An open document, or None (logged) for a URI the client never opened."""
+        document: TextDocument | None = self.workspace.text_documents.get(uri)
+        if document is None:
+            self.log_line(f"request for a document that is not open: {uri}",
+                          types.MessageType.Warning)
+        return document
+
+    @property
+    def position_encoding(self) -> str:
+        encoding = self.workspace.position_encoding
+        return str(getattr(encoding, "value", encoding) or "utf-16")
+
+    # -- settings and model load ---------------------------------------------------------
+
+    def apply_settings(self, raw: Any) -> bool:
+        """Take new settings; True when the model has to be reloaded."""
+        before = self.settings
+        settings, warnings = parse_settings(raw, before)
+        for warning in warnings:
+            self.warn_once(f"Companion: {warning}")
+        self.engine.settings = settings
+        keys = ("backend", "model", "memory_budget_mb", "context_tokens", "threads",
+                "remote_endpoint")
+        return any(getattr(before, key) != getattr(settings, key) for key in keys)
+
+    async def fetch_settings(self) -> bool:
+        """Read `companion` through workspace/configuration when the client offers it."""
+        capabilities = self.client_capabilities
+        if not (capabilities.workspace and capabilities.workspace.configuration):
+            return False
+        try:
+            values = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    types.ConfigurationParams(
+                        items=[types.ConfigurationItem(section="companion")]
+                    )
+                ),
+                timeout=5,
+            )
+        except Exception as error:
+            self.log_line(f"workspace/configuration failed: {error}", types.MessageType.Warning)
+            return False
+        return self.apply_settings(values[0] if values else None)
+
+    def start_loading(self) -> None:
+        """(Re)load the model in the background; requests meanwhile get templates."""
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        self._load_task = asyncio.ensure_future(self._load())
+
+    def _progress_supported(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    async def _load(self) -> None:
+        token = f"companion-load-{uuid.uuid4()}"
+        progress = self._progress_supported()
+        loop = asyncio.get_running_loop()
+        if progress:
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title="Companion: loading model",
+                        message=self.settings.model or "embedded model",
+                        cancellable=False,
+                    ),
+                )
+            except Exception as error:
+                log.warning("work-done progress refused by the client: %s", error)
+                progress = False
+
+        def on_step(message: str) -> None:
+            loop.call_soon_threadsafe(self.log_line, f"Companion: {message}",
+                                      types.MessageType.Warning)
+            if progress:
+                loop.call_soon_threadsafe(
+                    self.work_done_progress.report,
+                    token,
+                    types.WorkDoneProgressReport(message=message),
+                )
+
+        try:
+            state = await self.engine.reload(on_step)
+        except Exception as error:  # the ladder catches model errors; this is a bug
+            log.exception("model load crashed")
+            self.warn_once(f"Companion: model load failed ({error}); serving templates")
+            return
+        finally:
+            if progress:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+        info = state.backend.info()
+        self.log_line(
+            f"Companion: {info.name} · {info.model} on {info.device} "
+            f"({state.state}, {state.load_seconds:.1f}s): {state.reason}"
+        )
+        if state.steps:
+            self.warn_once(f"Companion: {state.steps[-1]}")
+
+
+def _register_core(server: CompanionServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CompanionServer, params: types.InitializeParams) -> None:
+        """Read settings from initializationOptions."""
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: CompanionServer, params: types.InitializedParams) -> None:
+        """Read workspace settings, then load the model in the background."""
+        await ls.fetch_settings()
+        ls.start_loading()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: CompanionServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        """Re-read settings; reload the model when backend or model changed."""
+        fetched = await ls.fetch_settings()
+        reload = fetched or ls.apply_settings(params.settings)
+        if reload:
+            ls.log_line("Companion: settings changed, reloading the model")
+            ls.start_loading()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: CompanionServer, params: None) -> None:
+        """Stop generating and free the model."""
+        ls.engine.shutdown()
+
+
+def create_server() -> CompanionServer:
+    """A server with every feature registered."""
+    from companion.lsp import completion, inline, status
+
+    server = CompanionServer()
+    _register_core(server)
+    for module in (inline, completion, status):
+        module.register(server)
+    return server

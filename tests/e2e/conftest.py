@@ -1,0 +1,133 @@
+"""End-to-end fixtures: the real server over stdio (pytest-lsp), the real embedded model.
+
+`client` starts `python -m companion serve` with default settings (llama.cpp, the
+embedded SmolLM2 model) and waits until the model is loaded. A test that needs other
+settings asks for `make_client` instead, or changes settings through the client's
+workspace configuration and a didChangeConfiguration notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "companion", "serve"],
+)
+
+CAPABILITIES = types.ClientCapabilities(
+    window=types.WindowClientCapabilities(work_done_progress=True),
+    workspace=types.WorkspaceClientCapabilities(configuration=True),
+    general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf16]),
+)
+
+
+async def initialize(client: LanguageClient, settings: dict[str, Any] | None = None) -> None:
+    client.set_configuration({"companion": dict(settings or {})})
+    await client.initialize_session(
+        types.InitializeParams(capabilities=CAPABILITIES, initialization_options=settings or {})
+    )
+
+
+async def status(client: LanguageClient) -> dict[str, Any]:
+    result = await client.protocol.send_request_async("companion/status", {})
+    return _plain(result)
+
+
+async def wait_ready(client: LanguageClient, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await status(client)
+        if current["state"] != "loading":
+            return current
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"model still loading after {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+def open_document(client: LanguageClient, text: str, name: str = "sample.py") -> str:
+    uri = (Path("/tmp/companion-e2e") / name).as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=text)
+        )
+    )
+    return uri
+
+
+def cursor_of(text: str) -> tuple[str, types.Position]:
+    """The text without its █ marker, and the marker's LSP position."""
+    before, _, after = text.partition("█")
+    lines = before.split("\n")
+    return before + after, types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def inline(client: LanguageClient, uri: str, position: types.Position
+                 ) -> list[types.InlineCompletionItem]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    if result is None:
+        return []
+    return list(result.items if isinstance(result, types.InlineCompletionList) else result)
+
+
+def insert_text(item: types.InlineCompletionItem) -> str:
+    text = item.insert_text
+    return text if isinstance(text, str) else text.value
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    await initialize(lsp_client)
+    await wait_ready(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_asyncio.fixture
+async def make_client() -> AsyncIterator[Callable[..., Awaitable[LanguageClient]]]:
+    """Start a server with given initializationOptions (stopped at the end of the test)."""
+    started: list[LanguageClient] = []
+
+    async def start(settings: dict[str, Any] | None = None, ready: bool = True
+                    ) -> LanguageClient:
+        lsp_client: LanguageClient = await SERVER.start()
+        started.append(lsp_client)
+        await initialize(lsp_client, settings)
+        if ready:
+            await wait_ready(lsp_client)
+        return lsp_client
+
+    yield start
+    for lsp_client in started:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(lsp_client.shutdown_session(), timeout=20)
+        await lsp_client.stop()

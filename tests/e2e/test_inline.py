@@ -1,0 +1,122 @@
+"""textDocument/inlineCompletion end to end: real server, real embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
+
+FUNCTION_BODY = '''from dataclasses import dataclass
+
+
+@dataclass
+class Item:
+    name: str
+    price: float
+    quantity: int = 0
+
+
+def total_value(items: list[Item]) -> float:
+    """The value of everything in stock."""
+    █
+
+
+def cheapest(items: list[Item]) -> Item | None:
+    """The item with the lowest price."""
+    return min(items, key=lambda item: item.price)
+'''
+
+
+async def test_inline_completion_in_an_empty_function_body(client: LanguageClient) -> None:
+    text, position = cursor_of(FUNCTION_BODY)
+    uri = open_document(client, text)
+    items = await inline(client, uri, position)
+    assert len(items) == 1
+    ghost = insert_text(items[0])
+    assert ghost.strip(), "the model must suggest something on an empty body line"
+    # The cursor already sits after four spaces: no leading newline, no extra indentation.
+    assert not ghost.startswith(("\n", " "))
+    for line in ghost.split("\n")[1:]:
+        assert not line.strip() or line.startswith("    "), f"badly indented: {ghost!r}"
+    # It never rewrites the code that follows the cursor.
+    assert "def cheapest" not in ghost
+    assert items[0].range is not None and items[0].range.start == position
+    assert items[0].command is not None and items[0].command.command == "companion.accepted"
+
+
+async def test_mid_line_completion_is_one_line_and_keeps_the_suffix(
+    client: LanguageClient,
+) -> None:
+    text, position = cursor_of("values = [3, 1, 2]\nbiggest = max(█)\nprint(biggest)\n")
+    uri = open_document(client, text, "mid_line.py")
+    items = await inline(client, uri, position)
+    for item in items:
+        ghost = insert_text(item)
+        assert "\n" not in ghost
+        assert not ghost.endswith(")"), f"repeats the auto-closed paren: {ghost!r}"
+
+
+async def test_typing_updates_the_document(client: LanguageClient) -> None:
+    """Incremental didChange: the suggestion follows what was typed."""
+    text, position = cursor_of("import os\n\n█\n")
+    uri = open_document(client, text, "typing.py")
+    typed = "def current_directory() -> str:\n    return os."
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text=typed
+                )
+            ],
+        )
+    )
+    items = await inline(client, uri, types.Position(line=3, character=14))
+    assert items, "a suggestion after `return os.`"
+    ghost = insert_text(items[0])
+    assert "\n" not in ghost.strip() and ghost.strip()
+
+
+async def test_a_cancelled_request_is_answered_and_stops(client: LanguageClient) -> None:
+    text, position = cursor_of("# A long module of helpers.\n█")
+    uri = open_document(client, text, "cancel.py")
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position,
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+    future = client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"
+    )
+    await asyncio.sleep(0.05)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    try:
+        result = await asyncio.wait_for(future, timeout=30)
+        assert result is None or isinstance(result, types.InlineCompletionList)
+    except Exception as error:  # the JSON-RPC "request cancelled" error is an answer
+        assert "cancel" in str(error).lower()
+    # The worker is free again: a new request is served promptly and normally.
+    items = await asyncio.wait_for(inline(client, uri, position), timeout=60)
+    assert isinstance(items, list)
+    current = await status(client)
+    assert current["requests"].get("inline", 0) >= 2
+
+
+async def test_accepting_a_suggestion_is_counted(client: LanguageClient) -> None:
+    text, position = cursor_of(FUNCTION_BODY)
+    uri = open_document(client, text, "accept.py")
+    items = await inline(client, uri, position)
+    assert items and items[0].command is not None
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command=items[0].command.command, arguments=items[0].command.arguments
+        )
+    )
+    current = await status(client)
+    assert current["accepted"] == 1
+    assert current["shown"] >= 1

@@ -1,0 +1,47 @@
+"""Bad input gets an answer and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pytest_lsp import LanguageClient
+
+from tests.e2e.conftest import inline, open_document, status
+
+
+async def test_unknown_document_gets_an_empty_answer(client: LanguageClient) -> None:
+    items = await inline(client, "file:///nowhere/never_opened.py",
+                         types.Position(line=0, character=0))
+    assert items == []
+    assert any("not open" in m.message for m in client.log_messages)
+
+
+async def test_position_past_the_end_gets_an_empty_answer(client: LanguageClient) -> None:
+    uri = open_document(client, "x = 1\n", "short.py")
+    assert await inline(client, uri, types.Position(line=40, character=0)) == []
+    # A character past the line end means the line end (LSP): that is a valid request.
+    items = await inline(client, uri, types.Position(line=0, character=500))
+    assert isinstance(items, list)
+
+
+async def test_malformed_params_get_invalid_params(client: LanguageClient) -> None:
+    future = client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        {"textDocument": {"uri": "file:///x.py"}, "position": {"line": -1, "character": 0},
+         "context": {"triggerKind": 1}},
+    )
+    with pytest.raises(JsonRpcInvalidParams):
+        await asyncio.wait_for(future, timeout=10)
+    future = client.protocol.send_request_async(types.TEXT_DOCUMENT_COMPLETION, 17)
+    with pytest.raises(JsonRpcInvalidParams):
+        await asyncio.wait_for(future, timeout=10)
+    assert (await status(client))["state"] == "ready"  # still serving
+
+
+async def test_binary_document_is_refused_politely(client: LanguageClient) -> None:
+    uri = open_document(client, "abc\x00\x01\x02" * 10, "binary.py")
+    assert await inline(client, uri, types.Position(line=0, character=3)) == []
+    assert (await status(client))["state"] == "ready"
