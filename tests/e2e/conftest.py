@@ -29,6 +29,18 @@ CAPABILITIES = types.ClientCapabilities(
     window=types.WindowClientCapabilities(work_done_progress=True),
     workspace=types.WorkspaceClientCapabilities(configuration=True),
     general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf16]),
+    text_document=types.TextDocumentClientCapabilities(
+        completion=types.CompletionClientCapabilities(
+            completion_item=types.ClientCompletionItemOptions(
+                snippet_support=True,
+                documentation_format=[types.MarkupKind.Markdown, types.MarkupKind.PlainText],
+                label_details_support=True,
+            )
+        ),
+        hover=types.HoverClientCapabilities(
+            content_format=[types.MarkupKind.Markdown, types.MarkupKind.PlainText]
+        ),
+    ),
 )
 
 

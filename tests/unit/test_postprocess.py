@@ -16,17 +16,17 @@ CASES: list[dict[str, Any]] = json.loads(
 )["cases"]
 
 
-def post_context(document: str, stripped_indent: int = 0) -> PostContext:
+def post_context(document: str) -> PostContext:
     before, _, _ = document.partition("█")
     lines = split_lines(before)
     text = document.replace("█", "")
     cursor = build_context(text, len(lines) - 1, len(lines[-1]))
-    return PostContext(cursor, stripped_indent)
+    return PostContext(cursor)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_golden(case: dict[str, Any]) -> None:
-    ctx = post_context(case["document"], case.get("stripped_indent", 0))
+    ctx = post_context(case["document"])
     if case["filter"] == "clean":
         result = clean(case["raw"], ctx)
         text, finished = result.text, result.finished
@@ -44,10 +44,10 @@ def test_every_filter_has_a_golden_case() -> None:
 
 
 def test_streaming_stops_once_the_block_has_ended() -> None:
-    ctx = post_context("def f(x):\n    if x:\n        █", 8)
-    assert not is_finished("        return 1", ctx)
-    assert not is_finished("        return 1\n", ctx)
-    assert is_finished("        return 1\n    return 2\n", ctx)
+    ctx = post_context("def f(x):\n    if x:\n        █")
+    assert not is_finished("return 1", ctx)
+    assert not is_finished("return 1\n", ctx)
+    assert is_finished("return 1\n    return 2\n", ctx)
 
 
 def test_streaming_mid_line_stops_at_the_first_newline() -> None:

@@ -25,8 +25,10 @@ def test_plain_models_end_with_the_prefix() -> None:
     assert prompt.text.index("def later()") < prompt.text.index("import os")
 
 
-def test_blank_line_indentation_is_left_out_of_the_prompt() -> None:
+def test_blank_line_prompts_are_token_healed() -> None:
     ctx = build_context("def f():\n        ", 1, 8)
     prompt = build_prompt(ctx, "smollm2", fim=False)
-    assert prompt.text.endswith("def f():\n")
-    assert prompt.stripped_indent == 8
+    assert prompt.text.endswith("def f():\n       ")  # one space short
+    assert prompt.heal == " "
+    assert prompt.healed(" return 1") == "return 1"
+    assert prompt.healed("\n        return 1") == "\n        return 1"

@@ -119,7 +119,8 @@ async def run_demo(path: Path | None, out: TextIO, settings: dict[str, Any]) -> 
                     items[0].insert_text, str) else items[0].insert_text.value, color)
             else:
                 out.write(f"    │ {current}   (no suggestion)\n")
-        last_line, last_char = _end_of(steps[0]) if steps else (0, 0)
+        # Completion items where the last edit left the cursor (earlier spots have moved).
+        last_line, last_char = _end_of(steps[-1]) if steps else (0, 0)
         request_started = time.perf_counter()
         completion_items = await client.complete(uri, last_line, last_char)
         elapsed = (time.perf_counter() - request_started) * 1000

@@ -193,7 +193,7 @@ class Engine:
         if current.spec is None:
             return self._template_suggestion(ctx, started)
         prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
-        post = PostContext(ctx, prompt.stripped_indent)
+        post = PostContext(ctx)
         soft_deadline = started + self.settings.inline_deadline_ms / 1000
         request = GenerationRequest(
             prompt=prompt.text,
@@ -205,14 +205,15 @@ class Engine:
             language=ctx.language,
             cancel=flag,
         )
-        raw = ""
+        raw = output = ""
         tokens = prompt_tokens = cached_tokens = 0
         finish = ""
         generation_started = time.perf_counter()
         stream = current.backend.stream(request)
         try:
             for chunk in stream:
-                raw += chunk.text
+                output += chunk.text
+                raw = prompt.healed(output)
                 tokens += chunk.tokens
                 if chunk.prefill_ms is not None:
                     prompt_tokens, cached_tokens = chunk.prompt_tokens, chunk.cached_tokens

@@ -16,15 +16,18 @@ from companion.engine.context import CursorContext
 MAX_LINES = 12
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSING = {v: k for k, v in OPENERS.items()}
+_DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)")
 _CONTINUATIONS = re.compile(r"^(elif\b|else\b|except\b|finally\b|case\b)")
+
+
+INDENT_UNIT = 4
 
 
 @dataclass(frozen=True)
 class PostContext:
-    """The cursor context plus how much indentation the prompt left out."""
+    """What the filters know: the cursor context."""
 
     cursor: CursorContext
-    stripped_indent: int = 0
 
 
 Filter = Callable[[str, PostContext], tuple[str, bool]]
@@ -40,17 +43,26 @@ def normalize_newlines(text: str, ctx: PostContext) -> tuple[str, bool]:
 
 
 def rebase_indent(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """On a whitespace-only line the prompt ended before the indentation, so the model's
-    first line carries it (often after an empty line): skip leading empty lines and
-    remove the indentation already on screen from the first line."""
-    if not ctx.stripped_indent:
+    """On a blank line, the first line of ghost text starts at the cursor's column.
+
+    A model that first ends the (blank) line and writes on the next one gets its empty
+    lines dropped and the indentation already on screen removed (or nothing, when that
+    next line is less indented than the cursor: the model left the block); a stray space
+    (tokenizers split indentation oddly) is removed too, while a whole extra indentation
+    level (the model going one block deeper) is kept.
+    """
+    if ctx.cursor.line_prefix.strip() or ctx.cursor.line_suffix.strip():
         return text, False
     lines = text.split("\n")
-    while len(lines) > 1 and lines[0].strip() == "":
-        lines.pop(0)
-    first = lines[0]
-    remove = min(ctx.stripped_indent, _indent_width(first))
-    lines[0] = first[remove:]
+    if len(lines) > 1 and lines[0].strip() == "":
+        while len(lines) > 1 and lines[0].strip() == "":
+            lines.pop(0)
+        first = lines[0]
+        if first.strip() and _indent_width(first) < len(ctx.cursor.line_prefix):
+            return "", True  # the model left the block the cursor is in
+        lines[0] = first[len(ctx.cursor.line_prefix) :]
+    extra = _indent_width(lines[0]) % INDENT_UNIT
+    lines[0] = lines[0][extra:]
     return "\n".join(lines), False
 
 
@@ -110,15 +122,24 @@ def suffix_overlap(text: str, ctx: PostContext) -> tuple[str, bool]:
     following = [
         line.strip() for line in ctx.cursor.suffix.split("\n")[1:] if line.strip()
     ]
+    defined_below = {
+        match.group(1) for line in following if (match := _DEFINITION.match(line))
+    }
     cut = False
-    if following and len(lines) > 1:
-        for index, line in enumerate(lines[1:], start=1):
-            if line.strip() and line.strip() == following[0]:
-                lines = lines[:index]
-                cut = True
-                break
-        while len(lines) > 1 and lines[-1].strip() == "":
-            lines.pop()
+    # On a blank line the first line is a whole line too; elsewhere it ends the cursor's.
+    start = 0 if ctx.cursor.mode == "block" else 1
+    for index in range(start, len(lines)):
+        line = lines[index].strip()
+        definition = _DEFINITION.match(line)
+        if line and (
+            (following and line == following[0])
+            or (definition and definition.group(1) in defined_below)
+        ):
+            lines = lines[:index] or [""]
+            cut = True
+            break
+    while len(lines) > 1 and lines[-1].strip() == "":
+        lines.pop()
     rest = ctx.cursor.line_suffix.rstrip()
     if rest and len(lines) == 1:
         first = lines[0]
