@@ -61,6 +61,12 @@ class CompanionClient(LanguageClient):
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
                     window=types.WindowClientCapabilities(work_done_progress=True),
+                    workspace=types.WorkspaceClientCapabilities(
+                        workspace_edit=types.WorkspaceEditClientCapabilities(
+                            document_changes=True,
+                            resource_operations=[types.ResourceOperationKind.Create],
+                        )
+                    ),
                     general=types.GeneralClientCapabilities(
                         position_encodings=[types.PositionEncodingKind.Utf16]
                     ),

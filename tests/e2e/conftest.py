@@ -27,7 +27,12 @@ SERVER = ClientServerConfig(
 
 CAPABILITIES = types.ClientCapabilities(
     window=types.WindowClientCapabilities(work_done_progress=True),
-    workspace=types.WorkspaceClientCapabilities(configuration=True),
+    workspace=types.WorkspaceClientCapabilities(
+        configuration=True,
+        workspace_edit=types.WorkspaceEditClientCapabilities(
+            document_changes=True, resource_operations=[types.ResourceOperationKind.Create]
+        ),
+    ),
     general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf16]),
     text_document=types.TextDocumentClientCapabilities(
         completion=types.CompletionClientCapabilities(

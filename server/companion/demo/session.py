@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from lsprotocol import types
+
 from companion.engine.context import split_lines
 from companion.lspclient import CompanionClient
 
@@ -115,12 +117,24 @@ async def run_demo(path: Path | None, out: TextIO, settings: dict[str, Any]) -> 
                       f"{reset} — {step.title} ({elapsed:.0f} ms)\n")
             current = _typed_line(step)
             if items:
-                _show(out, current, items[0].insert_text if isinstance(
-                    items[0].insert_text, str) else items[0].insert_text.value, color)
+                ghost = items[0].insert_text
+                ghost = ghost if isinstance(ghost, str) else ghost.value
+                _show(out, current, ghost, color)
+                # Accept it with Tab, as a user would: the text lands in the document and
+                # the server is told (a local counter, nothing leaves the machine).
+                client.insert(uri, line, character, ghost)
+                command = items[0].command
+                if command is not None:
+                    await client.workspace_execute_command_async(types.ExecuteCommandParams(
+                        command=command.command, arguments=command.arguments))
+                last_end = _advance(line, character, ghost)
             else:
                 out.write(f"    │ {current}   (no suggestion)\n")
-        # Completion items where the last edit left the cursor (earlier spots have moved).
-        last_line, last_char = _end_of(steps[-1]) if steps else (0, 0)
+                last_end = (line, character)
+        # Completion items on a fresh line below the last edit.
+        last_line, last_char = last_end if steps else (0, 0)
+        client.insert(uri, last_line, last_char, "\n        ")
+        last_line, last_char = last_line + 1, 8
         request_started = time.perf_counter()
         completion_items = await client.complete(uri, last_line, last_char)
         elapsed = (time.perf_counter() - request_started) * 1000
@@ -159,20 +173,35 @@ async def _extras(
         for index, line in enumerate(lines):
             match = re.match(r"def (\w+)", line)
             if match:
-                started = time.perf_counter()
-                hover = await client.hover(uri, index, 4)
-                elapsed = (time.perf_counter() - started) * 1000
+                for attempt in range(20):  # past the deadline the explanation comes later
+                    started = time.perf_counter()
+                    hover = await client.hover(uri, index, 4) or "(nothing)"
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if "still writing" not in hover or attempt == 19:
+                        break
+                    out.write(f"\n{bold}hover on `{match.group(1)}`{reset} ({elapsed:.0f} ms): "
+                              "static part at once, the explanation still coming\n")
+                    await asyncio.sleep(0.5)
                 out.write(f"\n{bold}hover on `{match.group(1)}`{reset} ({elapsed:.0f} ms)\n")
-                for text in (hover or "(nothing)").strip().split("\n")[:14]:
+                for text in hover.strip().split("\n")[:14]:
                     out.write(f"    {text}\n")
                 break
     if capabilities.code_action_provider:
         started = time.perf_counter()
-        actions = await client.code_actions(uri, 6, 0)
+        class_line = next((i for i, text in enumerate(lines) if text.startswith("class ")), 0)
+        actions = await client.code_actions(uri, class_line, 0)
         elapsed = (time.perf_counter() - started) * 1000
-        out.write(f"\n{bold}code actions at line 7{reset} ({elapsed:.0f} ms)\n")
+        out.write(f"\n{bold}code actions on line {class_line + 1}{reset} ({elapsed:.0f} ms)\n")
         for title in actions:
             out.write(f"    {title}\n")
+
+
+def _advance(line: int, character: int, text: str) -> tuple[int, int]:
+    """The position after inserting `text` at (line, character)."""
+    parts = text.split("\n")
+    if len(parts) == 1:
+        return line, character + len(text)
+    return line + len(parts) - 1, len(parts[-1])
 
 
 def _typed_line(step: Step) -> str:

@@ -21,7 +21,7 @@ from companion.config import Settings
 from companion.engine.context import CursorContext, build_context
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished
-from companion.engine.prompts import build_prompt
+from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.scheduler import ResultCache, Scheduler
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,46 @@ class Engine:
             cached_tokens,
             finish,
         )
+
+    # -- free text (hover explanations, explain command) ------------------------------------
+
+    async def generate_text(
+        self, key: str, prompt: Prompt, max_tokens: int, timeout_s: float
+    ) -> str | None:
+        """The model's answer to `prompt` (None with no model loaded), on the generation
+        thread; `key` groups requests that supersede each other."""
+        if self.current.spec is None:
+            return None
+
+        def job(flag: CancelFlag) -> str | None:
+            current = self.current
+            if current.spec is None:
+                return None
+            request = GenerationRequest(
+                prompt=prompt.text,
+                max_tokens=max_tokens,
+                stop=list(prompt.stop),
+                deadline=time.monotonic() + timeout_s,
+                cancel=flag,
+            )
+            output = ""
+            stream = current.backend.stream(request)
+            try:
+                for chunk in stream:
+                    output += chunk.text
+                    hits = [output.find(s) for s in prompt.stop if s in output]
+                    if hits:
+                        output = output[: min(hits)]
+                        break
+                    if chunk.finish_reason:
+                        break
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+            return output.strip()
+
+        return await self.scheduler.run(key, job, CancelFlag())
 
     # -- status ------------------------------------------------------------------------
 

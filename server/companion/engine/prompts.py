@@ -100,3 +100,21 @@ def build_prompt(
     # Instruct models close their code with a fence when they think the answer is done.
     stop = ("```",) if family in INSTRUCT_FENCE_FAMILIES else ()
     return Prompt(header + prefix, stop, heal)
+
+
+CHATML_FAMILIES = frozenset({"smollm2", "qwen2.5-coder", "generic", "gpt-oss"})
+# SmolLM2 was tuned with this system prompt; small models answer best with their own.
+DEFAULT_SYSTEM = {"smollm2": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
+
+
+def chat_prompt(family: str, user: str, system: str = "") -> Prompt:
+    """A one-turn chat prompt in the family's template (ChatML for the instruct models we
+    know); base models without a chat template get a plain question/answer layout."""
+    if family in CHATML_FAMILIES:
+        system = system or DEFAULT_SYSTEM.get(family, "You are a concise Python expert.")
+        text = (
+            f"<|im_start|>system\n{system}<|im_end|>\n"
+            f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        )
+        return Prompt(text, ("<|im_end|>", "<|endoftext|>", "<|im_start|>"))
+    return Prompt(f"{user}\n\nAnswer:", ("\n\n\n",))

@@ -34,13 +34,15 @@ def register(server: CompanionServer) -> None:
         items: list[types.CompletionItem] = []
         suggestion = await suggestion_at(ls, uri, position, "completion")
         document = ls.workspace.text_documents.get(uri)
-        word = ""
+        word = word_end_char = ""
         if document is not None:
             lines = split_lines(document.source)
             if 0 <= position.line < len(lines):
                 line = lines[position.line]
                 column = utf16_to_index(line, position.character, ls.position_encoding)
                 word = _word_before(line[:column])
+                before_word = line[: column - len(word)]
+                word_end_char = before_word[-1:] if before_word else ""
         if suggestion is not None and suggestion.text.strip():
             first_line = suggestion.text.strip().split("\n", 1)[0]
             label = word + first_line if word else first_line
@@ -60,7 +62,8 @@ def register(server: CompanionServer) -> None:
                     preselect=True,
                 )
             )
-        for snippet in snippets_for(word):
+        # No keyword snippets after a dot: that is attribute access.
+        for snippet in [] if word_end_char == "." else snippets_for(word):
             items.append(
                 types.CompletionItem(
                     label=snippet.label,

@@ -21,6 +21,7 @@ from pygls.workspace import TextDocument
 from companion import __version__
 from companion.config import Settings, parse_settings
 from companion.engine.completer import Engine
+from companion.engine.explain import Explainer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class CompanionServer(LanguageServer):
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.engine = Engine()
+        self.explainer = Explainer()
+        self.explain_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._load_task: asyncio.Task[Any] | None = None
         self._warned: set[str] = set()
 
@@ -225,10 +228,10 @@ def _register_core(server: CompanionServer) -> None:
 
 def create_server() -> CompanionServer:
     """A server with every feature registered."""
-    from companion.lsp import completion, inline, status
+    from companion.lsp import actions, completion, hover, inline, status
 
     server = CompanionServer()
     _register_core(server)
-    for module in (inline, completion, status):
+    for module in (inline, completion, hover, actions, status):
         module.register(server)
     return server

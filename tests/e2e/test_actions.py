@@ -1,0 +1,82 @@
+"""Scaffolding code actions end to end: the edit applies and the result compiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+
+def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
+                       reverse=True):
+        start = offsets[edit.range.start.line] + edit.range.start.character
+        end = offsets[edit.range.end.line] + edit.range.end.character
+        text = text[:start] + edit.new_text + text[end:]
+    return text
+
+
+async def code_actions(client: LanguageClient, uri: str, line: int) -> list[types.CodeAction]:
+    position = types.Position(line=line, character=0)
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=position, end=position),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    return [action for action in result or [] if isinstance(action, types.CodeAction)]
+
+
+async def test_empty_file_offers_app_scaffolds_that_compile(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "service.py"
+    path.write_text("", encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text="")))
+    actions = await code_actions(client, uri, 0)
+    titles = [action.title for action in actions]
+    assert any("FastAPI" in title for title in titles)
+    assert any("Flask" in title for title in titles)
+    for action in actions:
+        assert action.edit is not None
+        changes = action.edit.document_changes or []
+        for change in changes:
+            if isinstance(change, types.CreateFile):
+                assert not Path(change.uri.removeprefix("file://")).exists()
+                assert change.options is not None and change.options.overwrite is False
+            elif isinstance(change, types.TextDocumentEdit):
+                # New files and the empty document both start from "".
+                result = apply_text_edits("", list(change.edits))  # type: ignore[arg-type]
+                compile(result, change.text_document.uri, "exec")
+
+
+async def test_class_offers_crud_and_router(client: LanguageClient, tmp_path: Path) -> None:
+    source = (
+        "from dataclasses import dataclass\n\n\n"
+        "@dataclass\nclass Book:\n    title: str\n    pages: int = 0\n"
+    )
+    path = tmp_path / "library.py"
+    path.write_text(source, encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                             text=source)))
+    actions = await code_actions(client, uri, 4)
+    titles = [action.title for action in actions]
+    assert "Scaffold: CRUD repository for Book" in titles
+    assert "Scaffold: FastAPI router for Book" in titles
+    crud = actions[titles.index("Scaffold: CRUD repository for Book")]
+    assert crud.edit is not None and crud.edit.document_changes
+    created = [c for c in crud.edit.document_changes if isinstance(c, types.CreateFile)]
+    assert created and created[0].uri.endswith("library_repository.py")
+    edit = next(c for c in crud.edit.document_changes if isinstance(c, types.TextDocumentEdit))
+    text = apply_text_edits("", list(edit.edits))  # type: ignore[arg-type]
+    compile(text, "library_repository.py", "exec")
