@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from companion.backends.base import Backend, BackendError, ModelSpec
 from companion.backends.templates import TemplatesBackend
 from companion.config import Settings
-from companion.models import resolve
+from companion.models import catalog, resolve, tiers
+from companion.models.hardware import Hardware, probe
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def automatic_backend() -> tuple[str, str]:
 
 
 def estimated_footprint_mb(spec: ModelSpec) -> float:
-    """Weights on disk plus KV cache and runtime overhead (a deliberate overestimate)."""
+    """For models outside the catalog: weights on disk plus KV cache and runtime overhead
+    (a deliberate overestimate)."""
     size = 0
     if os.path.isfile(spec.path):
         size = os.path.getsize(spec.path)
@@ -83,12 +85,6 @@ def estimated_footprint_mb(spec: ModelSpec) -> float:
             if entry.is_file() and entry.name.endswith((".safetensors", ".bin", ".gguf"))
         )
     return size / 2**20 * 1.2 + 64 + spec.context_tokens * 0.05
-
-
-def free_memory_mb() -> float:
-    import psutil
-
-    return float(psutil.virtual_memory().available) / 2**20
 
 
 @dataclass
@@ -105,22 +101,72 @@ class LoadResult:
         return bool(self.steps)
 
 
-def _try_load(backend_name: str, spec: ModelSpec, budget_mb: int) -> Backend:
-    need = estimated_footprint_mb(spec)
-    free = free_memory_mb()
-    if budget_mb and need > budget_mb:
+def _spec_for_choice(choice: tiers.Choice, settings: Settings) -> ModelSpec:
+    """The local weights of a catalog choice (the embedded file, or the HF cache)."""
+    assert choice.model is not None
+    context = min(settings.context_tokens, choice.context_tokens)
+    model = choice.model
+    if model.embedded:
+        return resolve.resolve("", context, settings.threads)
+    source = choice.source or ""
+    if source.endswith(".gguf"):
+        repo, filename = catalog.split_gguf_source(source)
+        found = resolve.find_in_hf_cache(repo, filename)
+    else:
+        found = resolve.find_in_hf_cache(source)
+    if found is None:
         raise BackendError(
-            f"{spec.name} needs ~{need:.0f} MB, over memoryBudgetMB={budget_mb}"
+            f"{model.id} ({choice.quantization}) is not downloaded: "
+            f"companion models pull {model.id}"
         )
-    if need > free:
-        raise BackendError(f"{spec.name} needs ~{need:.0f} MB, only {free:.0f} MB free")
-    backend = FACTORIES[backend_name]()
-    backend.load(spec)
-    return backend
+    return ModelSpec(
+        name=model.id, path=str(found), family=model.family, fim=model.fim,
+        instruct=model.instruct, context_tokens=context, threads=settings.threads,
+    )
+
+
+def _candidates(
+    settings: Settings, hw: Hardware, backend_name: str, step: Callable[[str], None]
+) -> Iterator[ModelSpec]:
+    """Models to try, best first: a configured path or hub id outside the catalog, then
+    the catalog ladder for this machine's tier (configured → smaller → embedded)."""
+    requested = settings.model.strip()
+    budget = settings.memory_budget_mb
+    if requested and requested.lower() != "auto" and catalog.get(requested) is None:
+        try:
+            spec = resolve.resolve(requested, settings.context_tokens, settings.threads)
+        except BackendError as error:
+            step(str(error))
+        else:
+            need, free = estimated_footprint_mb(spec), tiers.usable_memory_mb(hw, budget)
+            if need > free:
+                where = "within memoryBudgetMB" if 0 < budget < hw.available_ram_mb else "free"
+                step(f"{spec.name} needs ~{need:.0f} MB, only {free} MB {where}")
+            else:
+                yield spec
+        requested = ""  # the ladder goes on from the embedded default
+    fmt = "gguf" if backend_name == "llamacpp" else "hf"
+    choice = tiers.choose(requested, hw, budget, fmt)
+    for line in choice.steps:
+        step(line)
+    if choice.model is None:
+        step(choice.reason)
+        return
+    try:
+        yield _spec_for_choice(choice, settings)
+    except BackendError as error:
+        step(str(error))
+    if not choice.model.embedded:
+        embedded = catalog.get(catalog.EMBEDDED_ID)
+        if embedded is not None and tiers.fits(embedded, "q4", hw, budget):
+            yield resolve.resolve("", min(settings.context_tokens, choice.context_tokens),
+                                  settings.threads)
 
 
 def load_with_fallback(
-    settings: Settings, on_step: Callable[[str], Any] | None = None
+    settings: Settings,
+    on_step: Callable[[str], Any] | None = None,
+    hw: Hardware | None = None,
 ) -> LoadResult:
     """Load the configured backend and model, stepping down the ladder on any failure."""
     steps: list[str] = []
@@ -145,31 +191,21 @@ def load_with_fallback(
     if name == "templates":
         return LoadResult(TemplatesBackend(), None, reason, steps)
 
-    candidates: list[str] = [settings.model]
-    if settings.model.strip() not in ("", resolve.EMBEDDED_NAME):
-        candidates.append("")  # the embedded default is the next rung
-    for model_name in candidates:
-        try:
-            spec = resolve.resolve(model_name, settings.context_tokens, settings.threads)
-        except BackendError as error:
-            step(str(error))
-            continue
-        if name == "llamacpp" and not spec.path.endswith(".gguf"):
-            fallback = "transformers" if availability("transformers")[0] else None
-            if fallback is None:
+    hardware_now = hw or probe()
+    for spec in _candidates(settings, hardware_now, name, step):
+        engine = name
+        if engine == "llamacpp" and not spec.path.endswith(".gguf"):
+            if not availability("transformers")[0]:
                 step(f"{spec.name} is not a GGUF file and transformers is not installed")
                 continue
-            name, reason = fallback, f"{spec.name} is not GGUF: using transformers"
+            engine = "transformers"
         try:
-            backend = _try_load(name, spec, settings.memory_budget_mb)
-        except BackendError as error:
-            step(f"{name} could not load {spec.name}: {error}")
+            backend = FACTORIES[engine]()
+            backend.load(spec)
+        except (BackendError, MemoryError, OSError, RuntimeError, ValueError) as error:
+            step(f"{engine} could not load {spec.name}: {error}")
             continue
-        except (MemoryError, OSError, RuntimeError, ValueError) as error:
-            step(f"{name} failed loading {spec.name}: {error.__class__.__name__}: {error}")
-            continue
-        if model_name != settings.model:
-            reason = f"{reason}; fell back to the embedded model"
-        return LoadResult(backend, spec, reason, steps)
+        return LoadResult(backend, spec, f"{reason}; {spec.name} on {hardware_now.summary()}",
+                          steps)
     step("no model could be loaded: serving templates")
     return LoadResult(TemplatesBackend(), None, "fallback: templates", steps)

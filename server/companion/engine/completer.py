@@ -23,6 +23,7 @@ from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished
 from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.scheduler import ResultCache, Scheduler
+from companion.models.hardware import probe
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,7 @@ class Engine:
             "steps": list(current.steps),
             "loadSeconds": round(current.load_seconds, 2),
             "memoryMB": round(rss, 1),
+            "hardware": probe().to_dict(),
             "modelMemoryMB": info.memory_mb,
             "contextTokens": info.context_tokens,
             "requests": snapshot["requests"],
