@@ -1,4 +1,4 @@
-"""The `companion` command line: serve | demo [FILE] | bench latency | status.
+"""The `companion` command line: serve | demo [FILE] | doctor | models … | bench latency.
 
 Only this module prints; `serve` keeps stdout for the protocol and sends everything
 else (Python logging and anything a native library writes to fd 1) to stderr.
@@ -61,6 +61,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from companion.doctor import diagnose, format_report
+
+    report = diagnose(_settings_arg(args.settings), live=not args.no_self_test)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    test = report.get("selfTest")
+    return 0 if test is None or test.get("ok") else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from companion.models import manager
+    from companion.models.hardware import probe
+
+    hw = probe()
+    try:
+        if args.action == "list":
+            found = manager.rows(hw, args.memory_budget_mb, args.format)
+            if args.json:
+                print(json.dumps([row.to_dict() for row in found], indent=2))
+            else:
+                print(manager.format_rows(found))
+        elif args.action == "pull":
+            path = manager.pull(args.id, hw, args.memory_budget_mb, args.format)
+            print(f"{args.id}: {path}")
+        else:
+            removed = manager.remove(args.id)
+            print("\n".join(f"removed {path}" for path in removed) or f"{args.id}: nothing on disk")
+    except manager.ModelError as error:
+        print(f"companion models {args.action}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion",
@@ -80,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("file", nargs="?", help="a Python file (default: the bundled sample)")
     demo.add_argument("--settings", help='server settings as JSON, e.g. {"backend": "templates"}')
     demo.set_defaults(func=cmd_demo)
+
+    doctor = commands.add_parser(
+        "doctor", help="hardware, backends, the model choice and why, and a live self-test"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON only")
+    doctor.add_argument("--settings", help="server settings as JSON")
+    doctor.add_argument("--no-self-test", action="store_true", help="skip the live test")
+    doctor.set_defaults(func=cmd_doctor)
+
+    models = commands.add_parser("models", help="the model catalog: list | pull ID | remove ID")
+    actions = models.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="known models, whether they fit and are on disk")
+    listing.add_argument("--json", action="store_true")
+    for name in ("pull", "remove"):
+        action = actions.add_parser(name, help=f"{name} a catalog model (Hugging Face cache)")
+        action.add_argument("id", help="a catalog id or hub id (see `companion models list`)")
+    for action in actions.choices.values():
+        action.add_argument("--memory-budget-mb", type=int, default=0)
+        action.add_argument("--format", choices=["gguf", "hf"], default="gguf")
+    models.set_defaults(func=cmd_models)
 
     bench = commands.add_parser("bench", help="measure speed (see `companion bench -h`)")
     kinds = bench.add_subparsers(dest="kind", required=True)

@@ -214,9 +214,16 @@ def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
     return text, False
 
 
+_RUN = re.compile(r"(\S{1,4}?)\1{7,}")
+
+
 def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """Cut where the model loops: a non-trivial line repeated twice in a row, or a first
-    line that repeats the line right above the cursor."""
+    """Cut where the model loops: a short unit repeated eight times or more in a row, a
+    non-trivial line repeated twice in a row, or a first line that repeats the line right
+    above the cursor."""
+    run = _RUN.search(text)
+    if run:
+        return text[: run.start()].rstrip(), True
     lines = text.split("\n")
     above = [line for line in ctx.cursor.prefix.split("\n")[:-1] if line.strip()]
     if (
@@ -243,7 +250,9 @@ def max_lines(text: str, ctx: PostContext) -> tuple[str, bool]:
 
 
 def trailing_whitespace(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """No trailing spaces on any line, no trailing empty lines."""
+    """No trailing spaces on any line, no trailing empty lines, no half character (a
+    replacement character where generation stopped inside a UTF-8 sequence)."""
+    text = text.rstrip("\ufffd")
     cleaned = "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
     if ctx.cursor.mode != "block" and text.strip() == "":
         return "", False

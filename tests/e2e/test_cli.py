@@ -1,0 +1,71 @@
+"""The command line: doctor --json (with its live self-test) and the model manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def companion(*args: str, env: dict[str, str] | None = None, timeout: float = 600
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "companion", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def test_doctor_json_reports_hardware_backends_choice_and_self_test() -> None:
+    result = companion("doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["hardware"]["total_ram_mb"] > 0
+    assert report["backends"]["llamacpp"]["available"] is True
+    assert report["backends"]["templates"]["available"] is True
+    assert report["backend"]["name"] == "llamacpp"
+    assert report["model"]["name"] == "smollm2-135m-instruct"
+    test = report["selfTest"]
+    assert test["ok"] is True
+    assert test["inline"].strip()
+    assert "def greet" in test["hover"]
+    assert test["inlineMs"] > 0 and test["hoverMs"] > 0
+
+
+def test_doctor_with_a_tiny_budget_chooses_templates() -> None:
+    result = companion("doctor", "--json", "--settings", '{"memoryBudgetMB": 16}')
+    report = json.loads(result.stdout)
+    assert report["model"]["name"] == "templates"
+    assert report["selfTest"]["status"]["backend"] == "templates"
+
+
+def test_models_list_shows_the_embedded_model_present() -> None:
+    result = companion("models", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    assert rows["smollm2-135m-instruct"]["present"] is True
+    assert rows["smollm2-135m-instruct"]["fits"] is True
+    assert rows["gpt-oss-20b"]["fits"] is False  # needs a GPU
+    assert "qwen2.5-coder-1.5b" in rows
+
+
+def test_offline_pull_fails_cleanly_and_leaves_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("huggingface_hub")
+    cache = tmp_path / "hub"
+    result = companion(
+        "models", "pull", "qwen2.5-coder-0.5b",
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "could not download qwen2.5-coder-0.5b" in result.stderr
+    assert result.stderr.count("\n") == 1  # one clear line
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    result = companion("models", "pull", "no-such-model")
+    assert result.returncode == 1
+    assert "not in the catalog" in result.stderr
