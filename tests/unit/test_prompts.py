@@ -19,7 +19,8 @@ def test_fim_families_get_their_tokens() -> None:
 
 def test_plain_models_end_with_the_prefix() -> None:
     ctx = build_context("import os\n\nvalue = \n\ndef later():\n    pass\n", 2, 8)
-    prompt = build_prompt(ctx, "smollm2", fim=False)
+    assert "def later()" not in build_prompt(ctx, "smollm2", fim=False).text  # off by default
+    prompt = build_prompt(ctx, "smollm2", fim=False, suffix_context_chars=600)
     assert prompt.text.endswith("import os\n\nvalue = ")
     assert "def later()" in prompt.text  # what follows is in view, before the prefix
     assert prompt.text.index("def later()") < prompt.text.index("import os")

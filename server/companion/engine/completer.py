@@ -251,6 +251,42 @@ class Engine:
             finish,
         )
 
+    # -- warm-up -----------------------------------------------------------------------------
+
+    async def warm(self, uri: str, text: str, language: str = "python", path: str = "") -> None:
+        """Prefill the prompt for the top window of a newly opened file in the background,
+        so that the first suggestion in it reuses that prefix instead of paying for it.
+
+        It runs under the document's key: the first real request cancels what is left."""
+        if self.current.spec is None or not text.strip():
+            return
+        budget = int((self.settings.context_tokens - self.settings.max_tokens)
+                     * CHARS_PER_TOKEN * 0.8)
+        head = text[:budget]
+        head = head[: head.rfind("\n") + 1] if "\n" in head else head
+        lines = head.split("\n")
+        ctx = self.context_at(head, len(lines) - 1, 0, language, path)
+
+        def job(flag: CancelFlag) -> None:
+            current = self.current
+            if current.spec is None:
+                return
+            prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
+            request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
+            stream = current.backend.stream(request)
+            try:
+                next(iter(stream), None)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+            self.metrics.count("warmups")
+
+        try:
+            await self.scheduler.run(uri, job, CancelFlag())
+        except Exception as error:  # a warm-up never matters enough to report loudly
+            log.debug("warm-up of %s skipped: %s", uri, error)
+
     # -- free text (hover explanations, explain command) ------------------------------------
 
     async def generate_text(

@@ -192,7 +192,6 @@ class Explainer:
 
     def __init__(self, size: int = 256) -> None:
         self._cache: OrderedDict[str, str] = OrderedDict()
-        self._pending: set[str] = set()
         self._size = size
         self._lock = threading.Lock()
 
@@ -209,16 +208,3 @@ class Explainer:
             self._cache.move_to_end(key)
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
-            self._pending.discard(key)
-
-    def claim(self, key: str) -> bool:
-        """True when nobody is generating this explanation yet (the caller will)."""
-        with self._lock:
-            if key in self._pending or key in self._cache:
-                return False
-            self._pending.add(key)
-            return True
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            self._pending.discard(key)

@@ -220,6 +220,15 @@ def _register_core(server: CompanionServer) -> None:
             ls.log_line("Companion: settings changed, reloading the model")
             ls.start_loading()
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(ls: CompanionServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Warm the model's prefix cache for the new file (in the background)."""
+        document = params.text_document
+        if len(document.text) <= 4_000_000 and "\x00" not in document.text:
+            opened = ls.workspace.text_documents.get(document.uri)
+            path = opened.path if opened is not None else ""
+            await ls.engine.warm(document.uri, document.text, document.language_id, path)
+
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CompanionServer, params: None) -> None:
         """Stop generating and free the model."""
