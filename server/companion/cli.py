@@ -45,8 +45,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from companion.lsp.server import create_server
 
     server = create_server()
-    server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
-    return 0
+    try:
+        server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+    finally:
+        # Exit now: a generation stuck in native code (a hung model) must not keep the
+        # process alive after the client said `exit`, as joining worker threads would.
+        logging.shutdown()
+        os._exit(0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -134,9 +135,13 @@ async def make_client() -> AsyncIterator[Callable[..., Awaitable[LanguageClient]
     """Start a server with given initializationOptions (stopped at the end of the test)."""
     started: list[LanguageClient] = []
 
-    async def start(settings: dict[str, Any] | None = None, ready: bool = True
-                    ) -> LanguageClient:
-        lsp_client: LanguageClient = await SERVER.start()
+    async def start(settings: dict[str, Any] | None = None, ready: bool = True,
+                    env: dict[str, str] | None = None) -> LanguageClient:
+        config = SERVER
+        if env:
+            config = ClientServerConfig(server_command=SERVER.server_command,
+                                        server_env={**os.environ, **env})
+        lsp_client: LanguageClient = await config.start()
         started.append(lsp_client)
         await initialize(lsp_client, settings)
         if ready:

@@ -61,3 +61,14 @@ async def test_binary_document_is_refused_politely(client: LanguageClient) -> No
     uri = open_document(client, "abc\x00\x01\x02" * 10, "binary.py")
     assert await inline(client, uri, types.Position(line=0, character=3)) == []
     assert (await status(client))["state"] == "ready"
+
+
+async def test_a_request_without_params_is_answered(client: LanguageClient) -> None:
+    msg_id = f"raw-{uuid.uuid4().hex}"
+    future: Future[Any] = Future()
+    client.protocol._request_futures[msg_id] = future
+    data = json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": "companion/status"}).encode()
+    writer: Any = client.protocol.writer
+    writer.write(f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=10)
+    assert result is not None

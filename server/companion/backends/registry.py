@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from companion.backends.base import Backend, BackendError, ModelSpec
+from companion.backends.faulty import FaultyBackend, configured_fault
 from companion.backends.templates import TemplatesBackend
 from companion.config import Settings
 from companion.models import catalog, resolve, tiers
@@ -201,6 +202,9 @@ def load_with_fallback(
             engine = "transformers"
         try:
             backend = FACTORIES[engine]()
+            fault = configured_fault()
+            if fault is not None:  # the fault-injection tests, never set otherwise
+                backend = FaultyBackend(backend, *fault)
             backend.load(spec)
         except (BackendError, MemoryError, OSError, RuntimeError, ValueError) as error:
             step(f"{engine} could not load {spec.name}: {error}")

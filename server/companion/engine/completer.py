@@ -6,6 +6,8 @@ pipeline is testable without a client.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -19,15 +21,19 @@ from companion.backends.registry import LoadResult, load_with_fallback
 from companion.backends.templates import TemplatesBackend, template_completion
 from companion.config import Settings
 from companion.engine.context import CursorContext, build_context
+from companion.engine.health import ModelHealth
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished
 from companion.engine.prompts import Prompt, build_prompt
-from companion.engine.scheduler import ResultCache, Scheduler
+from companion.engine.scheduler import ResultCache, Scheduler, Superseded
 from companion.models.hardware import probe
 
 log = logging.getLogger(__name__)
 
-CHARS_PER_TOKEN = 3.2  # code in a BPE tokenizer; only used to size the text windows
+CHARS_PER_TOKEN = 3.2
+# A generation that has not returned after this long is stuck (prefill of a full window on
+# a slow laptop takes ~10 s; streaming stops itself at twice the inline deadline).
+HANG_TIMEOUT_S = 60.0  # code in a BPE tokenizer; only used to size the text windows
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class Engine:
         self._templates = TemplatesBackend()
         self.current = EngineState("loading", self._templates, None, "starting", [])
         self._loaded: Backend | None = None  # the backend holding a model, to unload
+        self.health = ModelHealth()
+        self.hang_timeout_s = float(os.environ.get("COMPANION_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
         self._load_lock = threading.Lock()
 
     # -- model state -------------------------------------------------------------------
@@ -105,16 +113,26 @@ class Engine:
 
     async def reload(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
         """Load on the generation thread, after any generation in flight; requests that
-        arrive meanwhile are answered from templates."""
+        arrive meanwhile are answered from templates. A hung worker is replaced."""
         self.current = EngineState("loading", self._templates, None, "loading", [])
         self.scheduler.cancel_all()
+        if self.health.hung:
+            self.scheduler.shutdown()
+            self.scheduler = Scheduler()
+            self._loaded = None  # owned by the stuck thread: never touched again
+        self.health = ModelHealth()
         return await self.scheduler.run_exclusive(lambda: self.load(on_step))
 
     def shutdown(self) -> None:
+        """Stop generating and free the model — on the generation thread, after the
+        generation in flight stops (freeing it under a running generation would crash
+        the engine). A hung worker keeps its model: the process is about to exit."""
+        self.scheduler.cancel_all()
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None and not self.health.hung:
+            with contextlib.suppress(Exception):
+                self.scheduler.submit(loaded.unload).result(timeout=10)
         self.scheduler.shutdown()
-        if self._loaded is not None:
-            self._loaded.unload()
-            self._loaded = None
 
     # -- completions -------------------------------------------------------------------
 
@@ -167,22 +185,44 @@ class Engine:
         if cached is not None:
             self.metrics.count("cacheHits")
             return Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
-        if self.current.spec is None:
+        if self.current.spec is None or not self.health.may_try():
             return self._template_suggestion(ctx, started)
         flag = flag or CancelFlag()
         try:
-            suggestion = await self.scheduler.run(
-                uri, lambda f: self._generate(ctx, f, started), flag
+            suggestion = await asyncio.wait_for(
+                self.scheduler.run(uri, lambda f: self._generate(ctx, f, started), flag),
+                timeout=self.hang_timeout_s,
             )
-        except (MemoryError, RuntimeError, OSError, ValueError) as error:
-            # A failing model must not cost the user their suggestion: templates answer.
-            self.metrics.count("modelErrors")
-            log.error("generation failed (%s: %s); answering from templates",
-                      error.__class__.__name__, error)
+        except Superseded:
+            return Suggestion("", "cancelled", (time.perf_counter() - started) * 1000,
+                              finish_reason="cancelled")
+        except TimeoutError:
+            flag.cancel()
+            self._hung(f"a generation ran past {self.hang_timeout_s:.0f} s")
             return self._template_suggestion(ctx, started)
+        except Exception as error:
+            # A failing model must not cost the user their suggestion: templates answer.
+            self._failed(error)
+            return self._template_suggestion(ctx, started)
+        if self.health.failures:
+            log.info("model healthy again after %d failure(s)", self.health.failures)
+            self.health.succeeded()
         if suggestion.finish_reason != "cancelled":
             self.cache.put(uri, ctx.prefix, ctx.suffix, suggestion.text)
         return suggestion
+
+    def _failed(self, error: BaseException) -> None:
+        self.metrics.count("modelErrors")
+        backoff = self.health.failed(f"{error.__class__.__name__}: {error}")
+        log.error("generation failed (%s: %s); templates answer, next try in %.0f s",
+                  error.__class__.__name__, error, backoff)
+
+    def _hung(self, reason: str) -> None:
+        """The worker thread is stuck in the engine: serve templates until a restart,
+        which starts a fresh worker (the stuck thread is abandoned)."""
+        self.metrics.count("modelHangs")
+        self.health.mark_hung(reason)
+        log.error("model hung (%s): serving templates until companion/restart", reason)
 
     def _generate(self, ctx: CursorContext, flag: CancelFlag, started: float) -> Suggestion:
         """Run one generation on the worker thread, stopping as soon as it is complete.
@@ -342,7 +382,8 @@ class Engine:
             "backend": info.name,
             "model": info.model,
             "device": info.device,
-            "state": current.state,
+            "state": "degraded" if self.health.degraded and current.spec else current.state,
+            "health": self.health.to_dict(),
             "reason": current.reason,
             "steps": list(current.steps),
             "loadSeconds": round(current.load_seconds, 2),

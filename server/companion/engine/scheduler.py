@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -68,6 +68,10 @@ class Scheduler:
         """Run `job` on the generation thread (model loads: never beside a generation)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, job)
+
+    def submit(self, job: Callable[[], T]) -> Future[T]:
+        """Queue `job` on the generation thread (for callers outside the event loop)."""
+        return self._executor.submit(job)
 
     def cancel_all(self) -> None:
         with self._lock:

@@ -97,8 +97,10 @@ def register(server: CompanionServer) -> None:
                 continue
             if any(edit.create for edit in edits) and not can_create:
                 continue  # the client cannot create files: offer only in-document edits
+            title = offer.title if offer.title.startswith("Scaffold") else (
+                f"Scaffold: {offer.title}")
             actions.append(types.CodeAction(
-                title=f"Scaffold: {offer.title}",
+                title=title,
                 kind=SCAFFOLD_KIND,
                 edit=workspace_edit(params.text_document.uri, lines, edits, can_create),
                 data={"id": offer.id},

@@ -30,9 +30,12 @@ _ANSWERED = object()  # a request already answered with an error: nothing more t
 
 class CompanionProtocol(LanguageServerProtocol):
     """pygls' protocol, except that a request whose params cannot be deserialized gets a
-    JSON-RPC InvalidParams error instead of silence (the client would wait forever)."""
+    JSON-RPC InvalidParams error instead of silence (the client would wait forever), and
+    a request without `params` (allowed by JSON-RPC) is not dropped."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            data = {**data, "params": None}  # JSON-RPC allows leaving params out
         try:
             return super().structure_message(data)
         except JsonRpcException:

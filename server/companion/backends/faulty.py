@@ -1,0 +1,86 @@
+"""A test-only wrapper that makes a real backend fail the way real models do.
+
+Enabled only by the environment variable COMPANION_TEST_FAULT (the fault-injection tests
+set it on the server process): `load` (loading fails), `raise[:N]` (a generation raises
+mid-stream), `oom[:N]` (MemoryError), `hang` (a generation never returns). With `:N` only
+the first N generations of the server process fail (the count survives reloads), so
+recovery can be tested. Prefill-only requests (max_tokens=1: the warm-up) pass through.
+COMPANION_HANG_TIMEOUT_S shortens the time after which a generation counts as hung.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+
+from companion.backends.base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    Chunk,
+    GenerationRequest,
+    ModelSpec,
+)
+
+ENVIRONMENT = "COMPANION_TEST_FAULT"
+
+
+def configured_fault() -> tuple[str, int | None] | None:
+    """(mode, how many generations fail) from the environment, or None."""
+    raw = os.environ.get(ENVIRONMENT, "").strip()
+    if not raw:
+        return None
+    mode, _, count = raw.partition(":")
+    return mode, int(count) if count.isdigit() else None
+
+
+class FaultyBackend:
+    """Delegates to a real backend, failing as configured."""
+
+    remaining: int | None = None  # per process, not per instance: reloads do not reset it
+    _counted = False
+
+    def __init__(self, inner: Backend, mode: str, failures: int | None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.mode = mode
+        if not FaultyBackend._counted:
+            FaultyBackend.remaining, FaultyBackend._counted = failures, True
+        self._never = threading.Event()
+
+    def load(self, model: ModelSpec) -> None:
+        if self.mode == "load":
+            raise BackendError(f"injected fault: {model.name} failed to load")
+        self.inner.load(model)
+
+    def unload(self) -> None:
+        self.inner.unload()
+
+    def info(self) -> BackendInfo:
+        return self.inner.info()
+
+    @staticmethod
+    def _fails_now() -> bool:
+        if FaultyBackend.remaining is None:
+            return True
+        if FaultyBackend.remaining > 0:
+            FaultyBackend.remaining -= 1
+            return True
+        return False
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        failing = self.mode in ("raise", "oom", "hang") and request.max_tokens > 1
+        if failing and self._fails_now():
+            if self.mode == "hang":
+                self._never.wait()  # a native call that never returns ignores cancel flags
+            stream = self.inner.stream(request)
+            yield from itertools.islice(stream, 2)
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            if self.mode == "oom":
+                raise MemoryError("injected fault: out of memory while generating")
+            raise RuntimeError("injected fault: the engine raised mid-generation")
+        yield from self.inner.stream(request)

@@ -1,0 +1,129 @@
+/**
+ * The `companion/status` answer: its shape, the status bar text and the Markdown report.
+ * Pure functions; the status bar item itself lives in statusBar.ts.
+ */
+
+export type ServerState = 'loading' | 'ready' | 'degraded' | 'templates';
+
+export interface ServerStatus {
+  backend: string;
+  model: string;
+  device: string;
+  state: ServerState;
+  reason: string;
+  memoryMB: number;
+  requests: { inline: number; completion: number; hover: number; cancelled: number };
+  latency: { p50Ms: number | null; p95Ms: number | null; lastMs: number | null };
+  shown: number;
+  accepted: number;
+  steps: string[];
+}
+
+export const STATUS_REQUEST = 'companion/status';
+
+/** Fills what an older or partial server leaves out, so rendering never throws. */
+export function normalizeStatus(raw: unknown): ServerStatus {
+  const value = (raw ?? {}) as Partial<ServerStatus>;
+  const num = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) ? n : 0);
+  const opt = (n: unknown): number | null => (typeof n === 'number' && Number.isFinite(n) ? n : null);
+  const states: ServerState[] = ['loading', 'ready', 'degraded', 'templates'];
+  return {
+    backend: String(value.backend ?? 'unknown'),
+    model: String(value.model ?? ''),
+    device: String(value.device ?? ''),
+    state: states.includes(value.state as ServerState) ? (value.state as ServerState) : 'ready',
+    reason: String(value.reason ?? ''),
+    memoryMB: num(value.memoryMB),
+    requests: {
+      inline: num(value.requests?.inline),
+      completion: num(value.requests?.completion),
+      hover: num(value.requests?.hover),
+      cancelled: num(value.requests?.cancelled),
+    },
+    latency: {
+      p50Ms: opt(value.latency?.p50Ms),
+      p95Ms: opt(value.latency?.p95Ms),
+      lastMs: opt(value.latency?.lastMs),
+    },
+    shown: num(value.shown),
+    accepted: num(value.accepted),
+    steps: Array.isArray(value.steps) ? value.steps.map(String) : [],
+  };
+}
+
+/** `org/Some-Model-GGUF/file.Q4.gguf` → `file.Q4`, cut to a status-bar-sized name. */
+export function shortModelName(model: string, max = 28): string {
+  const base = model.split(/[\\/]/).filter(Boolean).pop() ?? '';
+  const name = base.replace(/\.gguf$/i, '') || 'default';
+  return name.length > max ? `${name.slice(0, max - 1)}…` : name;
+}
+
+export function formatMs(ms: number | null): string {
+  if (ms === null) {
+    return '—';
+  }
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}
+
+export interface BarView {
+  text: string;
+  warning: boolean;
+  tooltip: string;
+}
+
+export function statusBarView(status: ServerStatus): BarView {
+  const tooltip = `Companion: ${status.state}${status.reason ? ` — ${status.reason}` : ''} (click for options)`;
+  switch (status.state) {
+    case 'loading':
+      return { text: `$(loading~spin) ${status.backend} · loading`, warning: false, tooltip };
+    case 'templates':
+      return { text: '$(warning) Companion: templates', warning: true, tooltip };
+    case 'degraded':
+      return {
+        text: `$(warning) ${status.backend} · ${shortModelName(status.model)} · degraded`,
+        warning: true,
+        tooltip,
+      };
+    default:
+      return {
+        text: `$(sparkle) ${status.backend} · ${shortModelName(status.model)} · ${formatMs(status.latency.lastMs)}`,
+        warning: false,
+        tooltip,
+      };
+  }
+}
+
+export function loadingView(message: string, percentage?: number): BarView {
+  const pct = typeof percentage === 'number' ? ` ${Math.round(percentage)}%` : '';
+  return {
+    text: `$(loading~spin) Companion: loading model${pct}`,
+    warning: false,
+    tooltip: message ? `Companion: ${message}` : 'Companion: loading the model',
+  };
+}
+
+export function acceptanceRate(status: ServerStatus): string {
+  return status.shown > 0 ? `${Math.round((100 * status.accepted) / status.shown)} %` : '—';
+}
+
+export function renderStatusMarkdown(status: ServerStatus): string {
+  const lines = [
+    '# Companion status',
+    '',
+    '| | Now |',
+    '| --- | --- |',
+    `| State | **${status.state}**${status.reason ? ` — ${status.reason}` : ''} |`,
+    `| Backend | ${status.backend} |`,
+    `| Model | \`${status.model || 'embedded default'}\` |`,
+    `| Device | ${status.device || '—'} |`,
+    `| Memory | ${status.memoryMB ? `${Math.round(status.memoryMB)} MB` : '—'} |`,
+    `| Latency | last ${formatMs(status.latency.lastMs)} · p50 ${formatMs(status.latency.p50Ms)} · p95 ${formatMs(status.latency.p95Ms)} |`,
+    `| Requests | inline ${status.requests.inline} · completion ${status.requests.completion} · hover ${status.requests.hover} · cancelled ${status.requests.cancelled} |`,
+    `| Suggestions | shown ${status.shown} · accepted ${status.accepted} (${acceptanceRate(status)}) |`,
+  ];
+  if (status.steps.length > 0) {
+    lines.push('', '## How the model was chosen', '', ...status.steps.map((step) => `1. ${step}`));
+  }
+  lines.push('', '_Counted on this machine only; nothing is sent anywhere._', '');
+  return lines.join('\n');
+}
