@@ -384,6 +384,7 @@ class Engine:
             "device": info.device,
             "state": "degraded" if self.health.degraded and current.spec else current.state,
             "health": self.health.to_dict(),
+            "inFlight": self.scheduler.in_flight,
             "reason": current.reason,
             "steps": list(current.steps),
             "loadSeconds": round(current.load_seconds, 2),

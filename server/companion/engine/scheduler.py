@@ -32,6 +32,7 @@ class Scheduler:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._latest: dict[str, CancelFlag] = {}
         self._lock = threading.Lock()
+        self._queued = 0  # jobs submitted to the worker and not finished yet
 
     def _supersede(self, key: str, flag: CancelFlag) -> None:
         with self._lock:
@@ -51,13 +52,26 @@ class Scheduler:
             raise Superseded()
         return job(flag)
 
+    def _finished(self, _: object) -> None:
+        with self._lock:
+            self._queued -= 1
+
+    @property
+    def in_flight(self) -> int:
+        """Generations running or waiting for the worker (0 when idle)."""
+        with self._lock:
+            return self._queued
+
     async def run(self, key: str, job: Callable[[CancelFlag], T], flag: CancelFlag) -> T:
         """Run `job(flag)` on the generation thread; newer work for `key` cancels it."""
         self._supersede(key, flag)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._guarded, job, flag)
+        with self._lock:
+            self._queued += 1
+        # Counted down when the job ends, fails, or is dropped from the queue unstarted.
+        submitted = self._executor.submit(self._guarded, job, flag)
+        submitted.add_done_callback(self._finished)
         try:
-            return await future
+            return await asyncio.wrap_future(submitted)
         except asyncio.CancelledError:
             flag.cancel()
             raise
