@@ -61,6 +61,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "soak":
+        from companion.bench import soak
+
+        return soak.main(args)
     if args.kind == "quality":
         from companion.bench import quality
 
@@ -150,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--file", help="a Python file to type in (default: a stdlib file)")
     latency.add_argument("--keystrokes", type=int, default=60)
     latency.add_argument("--settings", help="server settings as JSON")
+    latency.add_argument("--no-floor", dest="floor", action="store_false",
+                         help="skip timing the engine floor (the model called directly)")
     latency.set_defaults(func=cmd_bench)
     quality = kinds.add_parser(
         "quality", help="HumanEval holes: exact match, edit similarity, pass@1 vs a naive baseline"
@@ -160,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--settings", help="server settings as JSON")
     quality.add_argument("--progress", action="store_true", help="a counter on stderr")
     quality.set_defaults(func=cmd_bench)
+    soak = kinds.add_parser("soak", help="a long session; samples the server's memory")
+    soak.add_argument("--minutes", type=float, default=10.0)
+    soak.add_argument("--json", action="store_true", help="print JSON only")
+    soak.add_argument("--settings", help="server settings as JSON")
+    soak.set_defaults(func=cmd_bench)
     return parser
 
 

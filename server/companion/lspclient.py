@@ -109,6 +109,11 @@ class CompanionClient(LanguageClient):
         )
         return uri
 
+    def close_document(self, uri: str) -> None:
+        self._versions.pop(uri, None)
+        self.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+
     def insert(self, uri: str, line: int, character: int, text: str) -> None:
         """An incremental didChange inserting `text` at (line, character)."""
         self._versions[uri] = self._versions.get(uri, 0) + 1

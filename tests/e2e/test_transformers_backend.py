@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
@@ -26,4 +27,14 @@ async def test_transformers_serves_inline_completions(make_client: MakeClient) -
     items = await inline(client, uri, position)
     assert items and insert_text(items[0]).strip()
     assert not insert_text(items[0]).startswith((" ", "\n"))
-    assert (await status(client))["generatedTokens"] > 0
+    # Type on: the KV cache is cropped to the shared prefix and reused, without errors.
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=position, end=position), text="return ")]))
+    moved = types.Position(line=position.line, character=position.character + 7)
+    await inline(client, uri, moved)
+    current = await status(client)
+    assert current["generatedTokens"] > 0
+    assert current["requests"].get("modelErrors", 0) == 0
+    assert current["state"] == "ready"

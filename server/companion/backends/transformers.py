@@ -6,6 +6,7 @@ prompt (the same prefix reuse llama.cpp does). torch and transformers load lazil
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Iterator
@@ -95,7 +96,11 @@ class TransformersBackend:
         if self._cache is None or keep <= 0:
             self._cache, self._cache_ids = DynamicCache(), []
             return 0
-        self._cache.crop(keep)
+        remove = len(self._cache_ids) - keep
+        if remove > 0:
+            # transformers 5 counts tokens to remove (negative); 4.x took the length to keep.
+            parameters = inspect.signature(self._cache.crop).parameters
+            self._cache.crop(-remove if "tokens_to_remove" in parameters else keep)
         self._cache_ids = self._cache_ids[:keep]
         return keep
 

@@ -52,6 +52,53 @@ def insertion_line(lines: list[str]) -> int:
     return defs[min(len(defs) - 1, (2 * len(defs)) // 3)]
 
 
+def engine_floor(
+    text: str, line: int, keystrokes: str, tokens: int, settings: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The same model called directly, warm, on the same prompts the server built while
+    typing, for the same number of tokens: what the engine itself needs per keystroke."""
+    from companion.backends.base import GenerationRequest
+    from companion.config import parse_settings
+    from companion.engine.completer import Engine
+    from companion.engine.prompts import build_prompt
+
+    engine = Engine(parse_settings(settings)[0])
+    state = engine.load()
+    if state.spec is None:
+        return None
+    spec = state.spec
+    document = text[: _offset(text, line)] + "\n" + text[_offset(text, line):]
+    prompts: list[str] = []
+    row, column, typed = line, 0, ""
+    for char in keystrokes:
+        typed += char
+        row, column = (row + 1, 0) if char == "\n" else (row, column + 1)
+        current = document[: _offset(document, line)] + typed + document[
+            _offset(document, line):]
+        ctx = engine.context_at(current, row, column)
+        prompts.append(build_prompt(ctx, spec.family, spec.fim).text)
+    timings: list[float] = []
+    for index in range(1, len(prompts)):
+        # Warm: the previous keystroke's prompt is what the engine's cache holds.
+        for _ in state.backend.stream(GenerationRequest(prompt=prompts[index - 1], max_tokens=1)):
+            pass
+        started = time.perf_counter()
+        for _ in state.backend.stream(GenerationRequest(prompt=prompts[index],
+                                                        max_tokens=max(1, tokens))):
+            pass
+        timings.append((time.perf_counter() - started) * 1000)
+    engine.shutdown()
+    return {"tokensPerRequest": tokens, **_summary(timings)}
+
+
+def _offset(text: str, line: int) -> int:
+    """The offset of the start of `line` in `text`."""
+    offset = 0
+    for _ in range(line):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
 def _summary(values: list[float]) -> dict[str, float | None]:
     def r(value: float | None) -> float | None:
         return round(value, 1) if value is not None else None
@@ -137,6 +184,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         final = await client.status()
     finally:
         await client.close()
+    answered = max(1, sequential["latency"]["count"] or 1)
+    tokens = round(final["generatedTokens"] / max(1, final["requests"].get("inline", answered)))
+    floor = engine_floor(text, line, keystrokes, tokens, settings) if args.floor else None
+    ours = sequential["latency"]["p50Ms"]
+    ratio = round(ours / floor["p50Ms"], 2) if floor and floor["p50Ms"] and ours else None
     return {
         "file": str(path),
         "fileChars": len(text),
@@ -152,6 +204,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "generatedTokens": final["generatedTokens"],
         "tokensPerSecond": final["tokensPerSecond"],
         "cacheHits": final["requests"].get("cacheHits", 0),
+        "engineFloor": floor,
+        "p50OverFloor": ratio,
     }
 
 
@@ -172,6 +226,11 @@ def main(args: argparse.Namespace) -> int:
     lat = cancel["latency"]
     print(f"typing at 30 ms/key, cancelling stale requests: {cancel['cancelled']} cancelled, "
           f"{lat['count']} answered in time: p50 {lat['p50Ms']} ms, p95 {lat['p95Ms']} ms")
+    floor = result["engineFloor"]
+    if floor:
+        print(f"engine floor (same model direct, warm, {floor['tokensPerRequest']} tokens): "
+              f"p50 {floor['p50Ms']} ms, p95 {floor['p95Ms']} ms; "
+              f"ours/floor p50 = {result['p50OverFloor']}")
     print(f"server memory {result['serverMemoryMB']} MB, {result['generatedTokens']} tokens "
           f"generated at {result['tokensPerSecond']} tokens/s, {result['cacheHits']} cache hits")
     sys.stdout.flush()

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types
-
 from companion.lspclient import CompanionClient
 
 TEST_TIMEOUT_S = 10
@@ -206,8 +204,7 @@ async def _ask(client: CompanionClient, case: Case, number: int) -> tuple[str, f
     started = time.perf_counter()
     items = await client.inline(uri, len(lines) - 1, len(lines[-1]))
     seconds = time.perf_counter() - started
-    client.text_document_did_close(types.DidCloseTextDocumentParams(
-        text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.close_document(uri)
     if not items:
         return "", seconds
     ghost = items[0].insert_text
