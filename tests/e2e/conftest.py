@@ -43,6 +43,10 @@ CAPABILITIES = types.ClientCapabilities(
                 label_details_support=True,
             )
         ),
+        code_action=types.CodeActionClientCapabilities(
+            resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"]),
+            data_support=True,
+        ),
         hover=types.HoverClientCapabilities(
             content_format=[types.MarkupKind.Markdown, types.MarkupKind.PlainText]
         ),

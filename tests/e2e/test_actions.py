@@ -80,3 +80,31 @@ async def test_class_offers_crud_and_router(client: LanguageClient, tmp_path: Pa
     edit = next(c for c in crud.edit.document_changes if isinstance(c, types.TextDocumentEdit))
     text = apply_text_edits("", list(edit.edits))  # type: ignore[arg-type]
     compile(text, "library_repository.py", "exec")
+
+
+async def test_pytest_scaffold_gets_model_written_cases_on_resolve(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    source = (
+        "def add(a: int, b: int) -> int:\n"
+        '    """The sum of a and b."""\n'
+        "    return a + b\n"
+    )
+    path = tmp_path / "arith.py"
+    path.write_text(source, encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                             text=source)))
+    actions = await code_actions(client, uri, 2)
+    pytest_action = next(a for a in actions if a.title.endswith("pytest tests for add"))
+    assert pytest_action.edit is None  # resolved on demand: the model writes cases then
+    resolved = await client.code_action_resolve_async(pytest_action)
+    assert resolved.edit is not None and resolved.edit.document_changes
+    edit = next(c for c in resolved.edit.document_changes
+                if isinstance(c, types.TextDocumentEdit))
+    text = apply_text_edits("", list(edit.edits))  # type: ignore[arg-type]
+    compile(text, "test_arith.py", "exec")
+    assert "def test_add(" in text  # the template's test is always there
+    examples = text.split("def test_add_examples() -> None:", 1)[1]  # greedy: deterministic
+    assert "assert add(" in examples and "==" in examples

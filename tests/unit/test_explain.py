@@ -96,3 +96,18 @@ def test_explainer_cache_is_bounded() -> None:
     explainer.put("b", "second")
     explainer.put("c", "third")
     assert explainer.get("a") is None  # bounded
+
+
+def test_model_written_assertions_are_checked() -> None:
+    from companion.engine.testfill import _valid_assertion, with_examples
+
+    assert _valid_assertion("assert add(1, 2) == 3", "add")
+    assert not _valid_assertion("assert add(1, 2)", "add")  # no expected value
+    assert not _valid_assertion('assert add(name, 2) == 3', "add")  # a made-up name
+    assert not _valid_assertion("assert add(1, == 3", "add")
+    assert not _valid_assertion("import os; assert add(1) == 1", "add")
+    base = "def test_add() -> None:\n    assert add(0, 0) == 0\n"
+    assert with_examples(base, "add", []) == base
+    extended = with_examples(base, "add", ["assert add(1, 2) == 3"])
+    assert "def test_add_examples() -> None:" in extended
+    compile(extended, "t.py", "exec")

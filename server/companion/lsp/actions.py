@@ -17,6 +17,7 @@ from companion import scaffolds
 from companion.engine.context import split_lines, utf16_to_index
 from companion.engine.explain import Definition, explanation_question, find_definition
 from companion.engine.explain import static_markdown as static_part
+from companion.engine.testfill import model_assertions, with_examples
 from companion.lsp.hover import EXPLAIN_TIMEOUT_S, explain, explain_prompt_text
 from companion.lsp.server import CompanionServer
 
@@ -70,10 +71,41 @@ def workspace_edit(
     return types.WorkspaceEdit(document_changes=changes)
 
 
+def _can_resolve_edits(ls: CompanionServer) -> bool:
+    text_document = ls.client_capabilities.text_document
+    action = text_document.code_action if text_document else None
+    support = action.resolve_support if action else None
+    return bool(support and "edit" in support.properties)
+
+
+async def _filled(ls: CompanionServer, offer_id: str, text: str, line: int,
+                  edits: list[scaffolds.ScaffoldEdit]) -> list[scaffolds.ScaffoldEdit]:
+    """The pytest scaffold with test cases written by the model (when one is loaded)."""
+    name = offer_id.partition(":")[2]
+    source = ""
+    for index, row in enumerate(split_lines(text)):
+        if name and row.lstrip().startswith((f"def {name}(", f"async def {name}(")):
+            found = find_definition(text, index, row.index(name))
+            source = found.source if found else ""
+            break
+    if not source or ls.engine.current.spec is None:
+        return edits
+    try:
+        assertions = await model_assertions(ls.engine, source, name)
+    except Exception as error:  # the template is the answer whatever the model does
+        log.info("model test cases skipped: %s", error)
+        return edits
+    return [
+        scaffolds.ScaffoldEdit(e.path, with_examples(e.text, name, assertions), e.create, e.line)
+        if e.create else e
+        for e in edits
+    ]
+
+
 def register(server: CompanionServer) -> None:
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[SCAFFOLD_KIND]),
+        types.CodeActionOptions(code_action_kinds=[SCAFFOLD_KIND], resolve_provider=True),
     )
     def code_action(ls: CompanionServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         """Scaffolds that fit the cursor: a whole app in an empty file, CRUD for a class,
@@ -88,6 +120,7 @@ def register(server: CompanionServer) -> None:
         if not 0 <= line < len(lines) or not path:
             return []
         can_create = _can_create_files(ls)
+        model_fill = ls.engine.current.spec is not None and _can_resolve_edits(ls)
         actions = []
         for offer in scaffolds.offers(text, line, path):
             try:
@@ -99,13 +132,40 @@ def register(server: CompanionServer) -> None:
                 continue  # the client cannot create files: offer only in-document edits
             title = offer.title if offer.title.startswith("Scaffold") else (
                 f"Scaffold: {offer.title}")
+            data = {"id": offer.id, "uri": params.text_document.uri, "line": line}
+            if offer.kind == "function" and model_fill:
+                # The model writes test cases when the user picks this one (resolve).
+                actions.append(types.CodeAction(title=title, kind=SCAFFOLD_KIND, data=data))
+                continue
             actions.append(types.CodeAction(
                 title=title,
                 kind=SCAFFOLD_KIND,
                 edit=workspace_edit(params.text_document.uri, lines, edits, can_create),
-                data={"id": offer.id},
+                data=data,
             ))
         return actions
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(ls: CompanionServer, action: types.CodeAction
+                                  ) -> types.CodeAction:
+        """The edit of a scaffold whose test cases the model writes."""
+        data = action.data if isinstance(action.data, dict) else {}
+        uri, offer_id, line = data.get("uri"), data.get("id"), data.get("line")
+        if action.edit is not None or not isinstance(uri, str) or not isinstance(offer_id, str):
+            return action
+        document = ls.document(uri)
+        if document is None or not isinstance(line, int):
+            return action
+        text, lines = document.source, split_lines(document.source)
+        try:
+            edits = scaffolds.render(offer_id, text, line, document.path)
+        except ValueError as reason:
+            ls.log_line(f"scaffold {offer_id} no longer applies: {reason}",
+                        types.MessageType.Warning)
+            return action
+        edits = await _filled(ls, offer_id, text, line, edits)
+        action.edit = workspace_edit(uri, lines, edits, _can_create_files(ls))
+        return action
 
     @server.command(EXPLAIN_COMMAND)
     async def explain_command(ls: CompanionServer, *args: Any) -> str:
