@@ -43,7 +43,8 @@ def test_entry_is_complete_and_consistent(model: catalog.CatalogModel) -> None:
     for quant, weights in model.weights_mb.items():
         assert model.footprint_mb[quant] > weights  # KV cache and overhead come on top
     # 16-bit weights are about 2 bytes per parameter.
-    assert 1.6 < model.weights_mb["bf16"] * 1024 * 1024 / (model.params_b * 1e9) < 2.2
+    bytes_per_parameter = model.weights_mb["bf16"] * 1024 * 1024 / (model.params_b * 1e9)
+    assert bytes_per_parameter == pytest.approx(1.9, abs=0.3)
     assert model.context_length >= 8192
     assert model.kv_kb_per_token > 0
     assert model.license

@@ -95,7 +95,10 @@ def _offset(text: str, line: int) -> int:
     """The offset of the start of `line` in `text`."""
     offset = 0
     for _ in range(line):
-        offset = text.index("\n", offset) + 1
+        found = text.find("\n", offset)
+        if found < 0:  # the line after the last line break
+            return len(text)
+        offset = found + 1
     return offset
 
 
