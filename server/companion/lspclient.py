@@ -85,8 +85,8 @@ class CompanionClient(LanguageClient):
 
     async def status(self) -> dict[str, Any]:
         result = await self.protocol.send_request_async("companion/status", {})
-        plain: dict[str, Any] = _plain(result)
-        return plain
+        status: dict[str, Any] = plain(result)
+        return status
 
     async def wait_ready(self, timeout: float = 300) -> dict[str, Any]:
         """Poll companion/status until the model has finished loading."""
@@ -190,12 +190,12 @@ class CompanionClient(LanguageClient):
             self._drain.cancel()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """pygls hands custom results back as namedtuple-like objects: make them dicts."""
     if hasattr(value, "_asdict"):
-        return {key: _plain(item) for key, item in value._asdict().items()}
+        return {key: plain(item) for key, item in value._asdict().items()}
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value

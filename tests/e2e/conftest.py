@@ -22,6 +22,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from companion.lspclient import plain
+
 SERVER = ClientServerConfig(
     server_command=[sys.executable, "-m", "companion", "serve"],
 )
@@ -63,7 +65,8 @@ async def initialize(client: LanguageClient, settings: dict[str, Any] | None = N
 
 async def status(client: LanguageClient) -> dict[str, Any]:
     result = await client.protocol.send_request_async("companion/status", {})
-    return _plain(result)
+    plain_result: dict[str, Any] = plain(result)
+    return plain_result
 
 
 async def wait_ready(client: LanguageClient, timeout: float = 300) -> dict[str, Any]:
@@ -114,16 +117,6 @@ async def inline(client: LanguageClient, uri: str, position: types.Position
 def insert_text(item: types.InlineCompletionItem) -> str:
     text = item.insert_text
     return text if isinstance(text, str) else text.value
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {key: _plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 @pytest_lsp.fixture(config=SERVER)

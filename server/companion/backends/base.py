@@ -105,6 +105,13 @@ class ModelSpec:
     threads: int = 0
 
 
+def close_stream(stream: Iterator[Chunk]) -> None:
+    """Stop a backend's generator now (its `finally` frees the engine), not at GC time."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
 def stop_reason(request: GenerationRequest) -> str:
     """Why a generation loop stopped early: "cancelled" or "deadline"."""
     return "cancelled" if request.cancel.cancelled else "deadline"

@@ -22,6 +22,7 @@ from companion.backends.base import (
     Chunk,
     GenerationRequest,
     ModelSpec,
+    close_stream,
 )
 
 ENVIRONMENT = "COMPANION_TEST_FAULT"
@@ -77,9 +78,7 @@ class FaultyBackend:
                 self._never.wait()  # a native call that never returns ignores cancel flags
             stream = self.inner.stream(request)
             yield from itertools.islice(stream, 2)
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            close_stream(stream)
             if self.mode == "oom":
                 raise MemoryError("injected fault: out of memory while generating")
             raise RuntimeError("injected fault: the engine raised mid-generation")

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from companion.backends.base import Backend, CancelFlag, GenerationRequest, ModelSpec
+from companion.backends.base import (
+    Backend,
+    CancelFlag,
+    GenerationRequest,
+    ModelSpec,
+    close_stream,
+)
 from companion.backends.registry import LoadResult, load_with_fallback
 from companion.backends.templates import TemplatesBackend, template_completion
 from companion.config import Settings
@@ -274,9 +280,7 @@ class Engine:
                         finish = "deadline"
                         break
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            close_stream(stream)
         self.metrics.generation(tokens, time.perf_counter() - generation_started)
         if flag.cancelled:
             finish = "cancelled"
@@ -317,9 +321,7 @@ class Engine:
             try:
                 next(iter(stream), None)
             finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+                close_stream(stream)
             self.metrics.count("warmups")
 
         try:
@@ -360,9 +362,7 @@ class Engine:
                     if chunk.finish_reason:
                         break
             finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+                close_stream(stream)
             return output.strip()
 
         return await self.scheduler.run(key, job, CancelFlag())

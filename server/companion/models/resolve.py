@@ -96,30 +96,19 @@ def resolve(name: str, context_tokens: int = 2048, threads: int = 0) -> ModelSpe
         )
     family, fim = guess_family(cleaned)
     instruct = "instruct" in cleaned.lower() or "-it" in cleaned.lower()
+
+    def spec(name: str, path: Path) -> ModelSpec:
+        return ModelSpec(name=name, path=str(path), family=family, fim=fim, instruct=instruct,
+                         context_tokens=context_tokens, threads=threads)
+
     expanded = Path(os.path.expanduser(cleaned))
     if expanded.exists():
-        return ModelSpec(
-            name=expanded.name,
-            path=str(expanded),
-            family=family,
-            fim=fim,
-            instruct=instruct,
-            context_tokens=context_tokens,
-            threads=threads,
-        )
+        return spec(expanded.name, expanded)
     repo, _, filename = cleaned.partition(":")  # "org/repo:file.gguf" picks one GGUF file
     if "/" in repo:
         cached = find_in_hf_cache(repo, filename or None)
         if cached is not None:
-            return ModelSpec(
-                name=cleaned,
-                path=str(cached),
-                family=family,
-                fim=fim,
-                instruct=instruct,
-                context_tokens=context_tokens,
-                threads=threads,
-            )
+            return spec(cleaned, cached)
     raise BackendError(
         f"model {cleaned!r} is not on this machine (not a path, not in {hf_cache_dir()}); "
         f"download it with: companion models pull {cleaned}"
