@@ -72,3 +72,28 @@ async def test_a_request_without_params_is_answered(client: LanguageClient) -> N
     writer.write(f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
     result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=10)
     assert result is not None
+
+
+async def test_a_document_with_one_2mb_line_is_served(client: LanguageClient) -> None:
+    text = "data = '" + "x" * 2_000_000 + "'\nvalue = "
+    uri = open_document(client, text, "huge_line.py")
+    items = await asyncio.wait_for(
+        inline(client, uri, types.Position(line=1, character=8)), timeout=120)
+    assert isinstance(items, list)
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=0, character=1)))
+    assert hover is None or hover.contents is not None
+    assert (await status(client))["state"] == "ready"
+
+
+async def test_the_server_opens_no_socket(client: LanguageClient) -> None:
+    """No remote endpoint configured: no network connection, no listening socket."""
+    import psutil
+
+    server = client._server
+    assert server is not None
+    process = psutil.Process(server.pid)
+    uri = open_document(client, "import os\n\ndef f():\n    ", "sockets.py")
+    await inline(client, uri, types.Position(line=3, character=4))
+    assert process.net_connections(kind="inet") == []

@@ -22,6 +22,8 @@ from companion.backends.base import (
     stop_reason,
 )
 
+PREFILL_CHUNK = 128  # tokens evaluated between two looks at the cancel flag
+
 
 def default_threads() -> int:
     """One thread per physical core: hyper-threads slow llama.cpp's matmuls down."""
@@ -107,6 +109,24 @@ class LlamaCppBackend:
         tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         return tokens
 
+    def _prefill(self, tokens: list[int], request: GenerationRequest) -> int:
+        """Evaluate all but the last prompt token in chunks, checking the cancel flag
+        between chunks, so a superseded request (or the warm-up of a file) stops within
+        one chunk instead of finishing a prefill of thousands of tokens. The KV cache of
+        the prefix shared with the previous prompt is kept. Returns how many tokens were
+        already cached, or -1 when stopped."""
+        llm = self._llm
+        target = tokens[:-1]
+        evaluated = [int(token) for token in llm.input_ids[: llm.n_tokens]]
+        keep = common_prefix_length(target, evaluated)
+        if keep < llm.n_tokens:
+            llm.n_tokens = keep  # eval() drops the KV cache past n_tokens first
+        for start in range(keep, len(target), PREFILL_CHUNK):
+            if request.should_stop():
+                return -1
+            llm.eval(target[start : start + PREFILL_CHUNK])
+        return keep
+
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         llm = self._llm
         if llm is None:
@@ -116,11 +136,14 @@ class LlamaCppBackend:
         if len(tokens) > room:
             # Keep the end of the prompt (the text right before the cursor) and the BOS.
             tokens = tokens[:1] + tokens[len(tokens) - room + 1 :]
-        cached = common_prefix_length(tokens, self._last_tokens)
+        started = time.perf_counter()
+        cached = self._prefill(tokens, request)
+        if cached < 0:  # cancelled (or past the deadline) during the prefill
+            yield Chunk(text="", tokens=0, finish_reason=stop_reason(request))
+            return
         self._last_tokens = list(tokens)
         eos = llm.token_eos()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        started = time.perf_counter()
         first = True
         finish = "length"
         generator = llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True)
