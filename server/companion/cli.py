@@ -61,17 +61,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.kind == "soak":
-        from companion.bench import soak
+    """Run one benchmark; print its figures (or JSON)."""
+    import importlib
 
-        return soak.main(args)
-    if args.kind == "quality":
-        from companion.bench import quality
-
-        return quality.main(args)
-    from companion.bench import latency
-
-    return latency.main(args)
+    bench = importlib.import_module(f"companion.bench.{args.kind}")
+    report = bench.measure(args)
+    print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

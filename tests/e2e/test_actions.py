@@ -21,6 +21,16 @@ def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
     return text
 
 
+def open_file(client: LanguageClient, path: Path, text: str) -> str:
+    """Write `text` to `path` (scaffolds look at the folder) and open it in the server."""
+    path.write_text(text, encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                             text=text)))
+    return uri
+
+
 async def code_actions(client: LanguageClient, uri: str, line: int) -> list[types.CodeAction]:
     position = types.Position(line=line, character=0)
     result = await client.text_document_code_action_async(
@@ -36,11 +46,7 @@ async def code_actions(client: LanguageClient, uri: str, line: int) -> list[type
 async def test_empty_file_offers_app_scaffolds_that_compile(
     client: LanguageClient, tmp_path: Path
 ) -> None:
-    path = tmp_path / "service.py"
-    path.write_text("", encoding="utf-8")
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text="")))
+    uri = open_file(client, tmp_path / "service.py", "")
     actions = await code_actions(client, uri, 0)
     titles = [action.title for action in actions]
     assert any("FastAPI" in title for title in titles)
@@ -64,11 +70,7 @@ async def test_class_offers_crud_and_router(client: LanguageClient, tmp_path: Pa
         "@dataclass\nclass Book:\n    title: str\n    pages: int = 0\n"
     )
     path = tmp_path / "library.py"
-    path.write_text(source, encoding="utf-8")
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                             text=source)))
+    uri = open_file(client, path, source)
     actions = await code_actions(client, uri, 4)
     titles = [action.title for action in actions]
     assert "Scaffold: CRUD repository for Book" in titles
@@ -91,11 +93,7 @@ async def test_pytest_scaffold_gets_model_written_cases_on_resolve(
         "    return a + b\n"
     )
     path = tmp_path / "arith.py"
-    path.write_text(source, encoding="utf-8")
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                             text=source)))
+    uri = open_file(client, path, source)
     actions = await code_actions(client, uri, 2)
     pytest_action = next(a for a in actions if a.title.endswith("pytest tests for add"))
     assert pytest_action.edit is None  # resolved on demand: the model writes cases then

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import sysconfig
 import time
 import uuid
@@ -212,29 +211,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    return asyncio.run(run(args))
+
+
+def format_report(result: dict[str, Any]) -> str:
     typing, cancel = result["typing"], result["typingWithCancel"]
-    print(f"file: {result['file']} ({result['fileChars']} chars, ~{result['fileTokensApprox']} "
-          f"tokens); {result['backend']} · {result['model']}")
-    print(f"cold start (process start → first completion): {result['coldStartS']} s "
-          f"(model load {result['modelLoadS']} s)")
-    print(f"first completion in the newly opened file: {result['firstCompletionMs']} ms")
+    lines = [
+        f"file: {result['file']} ({result['fileChars']} chars, ~{result['fileTokensApprox']} "
+        f"tokens); {result['backend']} · {result['model']}",
+        f"cold start (process start → first completion): {result['coldStartS']} s "
+        f"(model load {result['modelLoadS']} s)",
+        f"first completion in the newly opened file: {result['firstCompletionMs']} ms",
+    ]
     lat = typing["latency"]
-    print(f"typing, waiting for each answer ({lat['count']} keystrokes): p50 {lat['p50Ms']} ms, "
-          f"p95 {lat['p95Ms']} ms, max {lat['maxMs']} ms")
+    lines.append(f"typing, waiting for each answer ({lat['count']} keystrokes): "
+                 f"p50 {lat['p50Ms']} ms, p95 {lat['p95Ms']} ms, max {lat['maxMs']} ms")
     lat = cancel["latency"]
-    print(f"typing at 30 ms/key, cancelling stale requests: {cancel['cancelled']} cancelled, "
-          f"{lat['count']} answered in time: p50 {lat['p50Ms']} ms, p95 {lat['p95Ms']} ms")
+    lines.append(f"typing at 30 ms/key, cancelling stale requests: {cancel['cancelled']} "
+                 f"cancelled, {lat['count']} answered in time: p50 {lat['p50Ms']} ms, "
+                 f"p95 {lat['p95Ms']} ms")
     floor = result["engineFloor"]
     if floor:
-        print(f"engine floor (same model direct, warm, {floor['tokensPerRequest']} tokens): "
-              f"p50 {floor['p50Ms']} ms, p95 {floor['p95Ms']} ms; "
-              f"ours/floor p50 = {result['p50OverFloor']}")
-    print(f"server memory {result['serverMemoryMB']} MB, {result['generatedTokens']} tokens "
-          f"generated at {result['tokensPerSecond']} tokens/s, {result['cacheHits']} cache hits")
-    sys.stdout.flush()
-    return 0
+        lines.append(f"engine floor (same model direct, warm, {floor['tokensPerRequest']} "
+                     f"tokens): p50 {floor['p50Ms']} ms, p95 {floor['p95Ms']} ms; "
+                     f"ours/floor p50 = {result['p50OverFloor']}")
+    lines.append(f"server memory {result['serverMemoryMB']} MB, {result['generatedTokens']} "
+                 f"tokens generated at {result['tokensPerSecond']} tokens/s, "
+                 f"{result['cacheHits']} cache hits")
+    return "\n".join(lines)

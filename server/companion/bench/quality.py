@@ -245,7 +245,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 naive[case.category].add(*_score(case, raw), time.perf_counter() - started,
                                          case.problem.task_id)
             if args.progress:
-                print(f"\r{number + 1}/{len(single) + len(multi)}", end="", file=sys.stderr)
+                sys.stderr.write(f"\r{number + 1}/{len(single) + len(multi)}")
     finally:
         await client.close()
     report: dict[str, Any] = {
@@ -299,9 +299,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     report = asyncio.run(run(args))
     if args.progress:
-        print(file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
+        sys.stderr.write("\n")
+    return report

@@ -88,16 +88,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    report = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    return asyncio.run(run(args))
+
+
+def format_report(report: dict[str, Any]) -> str:
     memory = report["memoryMB"]
-    print(f"{report['minutes']} min soak on {report['backend']} · {report['model']}: "
-          f"{report['requests']}")
-    print(f"server memory: first {memory['first']} MB, last {memory['last']} MB, "
-          f"peak {memory['peak']} MB, growth over the second half {memory['growthSecondHalf']} MB")
+    lines = [
+        f"{report['minutes']} min soak on {report['backend']} · {report['model']}: "
+        f"{report['requests']}",
+        f"server memory: first {memory['first']} MB, last {memory['last']} MB, peak "
+        f"{memory['peak']} MB, growth over the second half {memory['growthSecondHalf']} MB",
+    ]
     for kind, row in report["latency"].items():
-        print(f"  {kind}: p50 {row['p50Ms']} ms, p95 {row['p95Ms']} ms ({row['count']} recent)")
-    return 0
+        lines.append(f"  {kind}: p50 {row['p50Ms']} ms, p95 {row['p95Ms']} ms "
+                     f"({row['count']} recent)")
+    return "\n".join(lines)

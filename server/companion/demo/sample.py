@@ -38,4 +38,4 @@ def find_by_name(items: list[Item], name: str) -> Item | None:
 
 if __name__ == "__main__":
     stock = [Item("apple", 0.5, 10), Item("pear", 0.75, 4)]
-    print(total_value(stock))
+    stock_value = total_value(stock)
