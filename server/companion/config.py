@@ -8,7 +8,7 @@ server: each produces one warning line and the default is kept.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 BACKENDS = ("auto", "llamacpp", "transformers", "mlx", "vllm", "openai", "templates")
@@ -110,10 +110,3 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
 def settings_to_wire(settings: Settings) -> dict[str, Any]:
     """The camelCase object a client would send (used by status and the demo)."""
     return {wire: getattr(settings, name) for wire, name in WIRE_NAMES.items()}
-
-
-@dataclass
-class SettingsHolder:
-    """The current settings, replaced whole on every change."""
-
-    current: Settings = field(default_factory=Settings)
