@@ -65,6 +65,7 @@ class EngineState:
     reason: str
     steps: list[str]
     load_seconds: float = 0.0
+    hardware: dict[str, Any] | None = None  # the probe the choice was made from
 
 
 class Engine:
@@ -92,7 +93,8 @@ class Engine:
             if self._loaded is not None:
                 self._loaded.unload()
                 self._loaded = None
-            result: LoadResult = load_with_fallback(self.settings, on_step)
+            hardware = probe()  # once per load: status shows this, it does not re-probe
+            result: LoadResult = load_with_fallback(self.settings, on_step, hardware)
             self._loaded = result.backend if result.spec is not None else None
             if result.spec is None:
                 state = "templates"
@@ -105,6 +107,7 @@ class Engine:
                 result.reason,
                 result.steps,
                 time.perf_counter() - started,
+                hardware.to_dict(),
             )
             self.cache.clear()
             log.info(
@@ -389,7 +392,7 @@ class Engine:
             "steps": list(current.steps),
             "loadSeconds": round(current.load_seconds, 2),
             "memoryMB": round(rss, 1),
-            "hardware": probe().to_dict(),
+            "hardware": current.hardware,
             "modelMemoryMB": info.memory_mb,
             "contextTokens": info.context_tokens,
             "requests": snapshot["requests"],

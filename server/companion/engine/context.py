@@ -71,10 +71,6 @@ class CursorContext:
         return self.line_prefix[: len(self.line_prefix) - len(stripped)]
 
     @property
-    def at_blank_line(self) -> bool:
-        return self.line_prefix.strip() == "" and self.line_suffix.strip() == ""
-
-    @property
     def mid_line(self) -> bool:
         """Text after the cursor on this line that is more than auto-closed brackets."""
         rest = self.line_suffix.strip()
@@ -89,12 +85,6 @@ class CursorContext:
         if self.line_prefix.strip() == "":
             return "block"
         return "line"
-
-    @property
-    def word_before(self) -> str:
-        """The identifier fragment right before the cursor."""
-        match = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", self.line_prefix)
-        return match.group(0) if match else ""
 
 
 def build_context(
