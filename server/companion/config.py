@@ -31,8 +31,8 @@ class Settings:
     inline_deadline_ms: int = 2500  # generation stops at a line end after this
     hover_enabled: bool = True
     hover_deadline_ms: int = 1500
-    remote_endpoint: str = ""
-    remote_api_key_env: str = ""
+    endpoint: str = ""  # OpenAI-compatible server for backend "openai" (https, or http on loopback)
+    api_key_env: str = ""  # the NAME of the environment variable holding its API key
     threads: int = 0  # 0 = one per physical core
 
 

@@ -41,6 +41,9 @@ class GenerationRequest:
     prefix: str = ""
     suffix: str = ""
     language: str = "python"
+    # Chat form of the prompt ({"role", "content"} dicts) for backends with a chat API;
+    # local engines ignore it and use `prompt`.
+    messages: list[dict[str, str]] = field(default_factory=list)
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
     def should_stop(self) -> bool:

@@ -6,6 +6,7 @@ down is recorded with its reason; the server logs it once and `companion/status`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -35,9 +36,23 @@ def _transformers() -> Backend:
     return TransformersBackend()
 
 
+def _mlx() -> Backend:
+    from companion.backends.mlx import MlxBackend
+
+    return MlxBackend()
+
+
+def _vllm() -> Backend:
+    from companion.backends.vllm import VllmBackend
+
+    return VllmBackend()
+
+
 FACTORIES: dict[str, Callable[[], Backend]] = {
     "llamacpp": _llamacpp,
     "transformers": _transformers,
+    "mlx": _mlx,
+    "vllm": _vllm,
     "templates": TemplatesBackend,
 }
 
@@ -45,15 +60,21 @@ FACTORIES: dict[str, Callable[[], Backend]] = {
 _REQUIRES: dict[str, tuple[str, ...]] = {
     "llamacpp": ("llama_cpp",),
     "transformers": ("torch", "transformers", "gguf"),
+    "mlx": ("mlx", "mlx_lm"),
+    "vllm": ("vllm",),
+    "openai": (),
     "templates": (),
 }
+
+# The weights format each local engine loads from the catalog (tiers.choose `fmt`).
+_FORMATS = {"llamacpp": "gguf", "mlx": "mlx"}
 
 
 def availability(name: str) -> tuple[bool, str]:
     """Whether backend `name` can run here and, if not, why (cheap: no heavy imports)."""
     import importlib.util
 
-    if name not in FACTORIES:
+    if name not in _REQUIRES:
         return False, f"backend {name!r} is not part of this build"
     missing = [module for module in _REQUIRES[name] if importlib.util.find_spec(module) is None]
     if missing:
@@ -146,7 +167,7 @@ def _candidates(
             else:
                 yield spec
         requested = ""  # the ladder goes on from the embedded default
-    fmt = "gguf" if backend_name == "llamacpp" else "hf"
+    fmt = _FORMATS.get(backend_name, "hf")
     choice = tiers.choose(requested, hw, budget, fmt)
     for line in choice.steps:
         step(line)
@@ -179,9 +200,14 @@ def load_with_fallback(
             on_step(message)
 
     name, reason = settings.backend, f"configured: backend={settings.backend}"
+    if name == "openai":
+        remote = _load_remote(settings, step)
+        if remote is not None:
+            return remote
+        name, reason = automatic_backend()
     if name == "auto":
         name, reason = automatic_backend()
-    elif name not in FACTORIES:
+    elif name not in _REQUIRES:
         step(f"backend {name!r} is not available in this build")
         name, reason = automatic_backend()
     else:
@@ -213,3 +239,29 @@ def load_with_fallback(
                           steps)
     step("no model could be loaded: serving templates")
     return LoadResult(TemplatesBackend(), None, "fallback: templates", steps)
+
+
+def _load_remote(settings: Settings, step: Callable[[str], None]) -> LoadResult | None:
+    """The OpenAI-compatible server in `endpoint`, or None (with the reason as a step) so
+    that the local ladder takes over."""
+    from companion.backends.openai import OpenAIBackend
+
+    if not settings.endpoint:
+        step("backend openai needs companion.endpoint (e.g. http://127.0.0.1:8000/v1)")
+        return None
+    family, fim = resolve.guess_family(settings.model)
+    spec = ModelSpec(
+        name=settings.model.strip(), path=settings.endpoint, family=family, fim=fim,
+        instruct="instruct" in settings.model.lower(), context_tokens=settings.context_tokens,
+    )
+    try:
+        backend = OpenAIBackend(settings.endpoint, settings.api_key_env)
+        backend.load(spec)
+    except (BackendError, OSError, ValueError) as error:
+        step(f"openai endpoint unusable: {error}")
+        return None
+    info = backend.info()  # the model the server actually serves (asked when unset)
+    family, fim = resolve.guess_family(info.model)
+    served = dataclasses.replace(spec, name=info.model, family=family, fim=fim,
+                                 instruct="instruct" in info.model.lower())
+    return LoadResult(backend, served, f"configured: backend=openai at {info.device}", [])

@@ -53,6 +53,9 @@ class Suggestion:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     finish_reason: str = ""
+    context_ms: float = 0.0  # cursor context and prompt building
+    prefill_ms: float = 0.0  # prompt processing in the engine (0 when fully cached)
+    decode_ms: float = 0.0  # token generation after the prefill
 
 
 @dataclass
@@ -244,6 +247,7 @@ class Engine:
             return self._template_suggestion(ctx, started)
         prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
         post = PostContext(ctx)
+        context_ms = (time.perf_counter() - started) * 1000
         soft_deadline = started + self.settings.inline_deadline_ms / 1000
         request = GenerationRequest(
             prompt=prompt.text,
@@ -258,6 +262,7 @@ class Engine:
         raw = output = ""
         tokens = prompt_tokens = cached_tokens = 0
         finish = ""
+        prefill_ms = 0.0
         generation_started = time.perf_counter()
         stream = current.backend.stream(request)
         try:
@@ -267,6 +272,7 @@ class Engine:
                 tokens += chunk.tokens
                 if chunk.prefill_ms is not None:
                     prompt_tokens, cached_tokens = chunk.prompt_tokens, chunk.cached_tokens
+                    prefill_ms = chunk.prefill_ms
                 if chunk.finish_reason:
                     finish = chunk.finish_reason
                     break
@@ -284,7 +290,8 @@ class Engine:
                         break
         finally:
             close_stream(stream)
-        self.metrics.generation(tokens, time.perf_counter() - generation_started)
+        generation_ms = (time.perf_counter() - generation_started) * 1000
+        self.metrics.generation(tokens, generation_ms / 1000)
         if flag.cancelled:
             finish = "cancelled"
         cleaned = clean(raw, post)
@@ -296,6 +303,9 @@ class Engine:
             prompt_tokens,
             cached_tokens,
             finish,
+            context_ms=context_ms,
+            prefill_ms=prefill_ms,
+            decode_ms=max(0.0, generation_ms - prefill_ms),
         )
 
     # -- warm-up -----------------------------------------------------------------------------
@@ -351,6 +361,7 @@ class Engine:
                 max_tokens=max_tokens,
                 stop=list(prompt.stop),
                 deadline=time.monotonic() + timeout_s,
+                messages=[{"role": role, "content": text} for role, text in prompt.messages],
                 cancel=flag,
             )
             output = ""

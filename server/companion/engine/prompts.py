@@ -55,6 +55,9 @@ class Prompt:
     text: str
     stop: tuple[str, ...]
     heal: str = ""  # left out of the prompt; the model's answer should start with it
+    # The same request as chat messages ((role, content), ...), for chat APIs (remote
+    # /v1/chat/completions); empty for completion prompts.
+    messages: tuple[tuple[str, str], ...] = ()
 
     def healed(self, output: str) -> str:
         """The model's output with the left-out text taken back off its start."""
@@ -120,11 +123,12 @@ DEFAULT_SYSTEM = {"smollm2": "You are a helpful AI assistant named SmolLM, train
 def chat_prompt(family: str, user: str, system: str = "") -> Prompt:
     """A one-turn chat prompt in the family's template (ChatML for the instruct models we
     know); base models without a chat template get a plain question/answer layout."""
+    system = system or DEFAULT_SYSTEM.get(family, "You are a concise Python expert.")
+    messages = (("system", system), ("user", user))
     if family in CHATML_FAMILIES:
-        system = system or DEFAULT_SYSTEM.get(family, "You are a concise Python expert.")
         text = (
             f"<|im_start|>system\n{system}<|im_end|>\n"
             f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
         )
-        return Prompt(text, ("<|im_end|>", "<|endoftext|>", "<|im_start|>"))
-    return Prompt(f"{user}\n\nAnswer:", ("\n\n\n",))
+        return Prompt(text, ("<|im_end|>", "<|endoftext|>", "<|im_start|>"), messages=messages)
+    return Prompt(f"{user}\n\nAnswer:", ("\n\n\n",), messages=messages)

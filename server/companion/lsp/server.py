@@ -121,7 +121,7 @@ class CompanionServer(LanguageServer):
             self.warn_once(f"Companion: {warning}")
         self.engine.settings = settings
         keys = ("backend", "model", "memory_budget_mb", "context_tokens", "threads",
-                "remote_endpoint")
+                "endpoint", "api_key_env")
         return any(getattr(before, key) != getattr(settings, key) for key in keys)
 
     async def fetch_settings(self) -> bool:

@@ -14,8 +14,8 @@ export const RESTART_KEYS = [
   'model',
   'memoryBudgetMB',
   'contextTokens',
-  'remoteEndpoint',
-  'remoteApiKeyEnv',
+  'endpoint',
+  'apiKeyEnv',
   'threads',
 ] as const;
 

@@ -1,0 +1,98 @@
+"""GGUF → safetensors model directory, for engines that cannot read GGUF (mlx-lm, vLLM).
+
+The conversion runs once per GGUF file and is cached in the user cache dir under a key
+made of the file's name, size and mtime; a half-written directory never counts (it is
+built in a temporary folder and renamed into place). Needs torch, transformers and gguf —
+the `transformers` extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from companion.backends.base import BackendError
+
+log = logging.getLogger(__name__)
+
+MARKER = "companion-converted.txt"
+
+
+def cache_root() -> Path:
+    """Where converted models live (COMPANION_CACHE_DIR overrides the user cache dir)."""
+    override = os.environ.get("COMPANION_CACHE_DIR")
+    if override:
+        return Path(override) / "converted"
+    try:
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("companion")) / "converted"
+    except ImportError:
+        return Path.home() / ".cache" / "companion" / "converted"
+
+
+def converted_dir(gguf: str | os.PathLike[str]) -> Path:
+    """The cache folder a GGUF file converts into (it may not exist yet)."""
+    path = Path(gguf)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return cache_root() / f"{path.stem}-{key.hexdigest()[:12]}"
+
+
+def is_converted(folder: Path) -> bool:
+    return (folder / MARKER).is_file() and (folder / "config.json").is_file()
+
+
+def ensure_safetensors(gguf: str | os.PathLike[str], dtype: str = "bfloat16") -> Path:
+    """A safetensors model directory (config, weights, tokenizer) for a GGUF file,
+    converting it on first use. Raises BackendError when the conversion is impossible."""
+    source = Path(gguf)
+    if not source.is_file():
+        raise BackendError(f"cannot convert {source}: no such GGUF file")
+    target = converted_dir(source)
+    if is_converted(target):
+        return target
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as error:
+        raise BackendError(
+            f"converting {source.name} for this engine needs torch, transformers and gguf "
+            f"(pip install 'companion[transformers]'): {error}"
+        ) from error
+    log.info("converting %s to safetensors in %s (once)", source.name, target)
+    folder, name = str(source.parent), source.name
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        config = loaded.config
+        torch_dtype = getattr(torch, dtype)
+        config.torch_dtype = torch_dtype
+        # A GGUF-loaded model refuses save_pretrained: copy its weights into a fresh one.
+        fresh = AutoModelForCausalLM.from_config(config)
+        fresh.load_state_dict(loaded.state_dict())
+        fresh = fresh.to(torch_dtype)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+        try:
+            fresh.save_pretrained(staging, safe_serialization=True)
+            tokenizer.save_pretrained(staging)
+            (staging / MARKER).write_text(f"converted from {source} ({dtype})\n")
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    except BackendError:
+        raise
+    except Exception as error:
+        raise BackendError(
+            f"could not convert {source.name} to safetensors: {error.__class__.__name__}: "
+            f"{error}"
+        ) from error
+    return target
