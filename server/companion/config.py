@@ -34,6 +34,8 @@ class Settings:
     endpoint: str = ""  # OpenAI-compatible server for backend "openai" (https, or http on loopback)
     api_key_env: str = ""  # the NAME of the environment variable holding its API key
     threads: int = 0  # 0 = one per physical core
+    history_enabled: bool = True  # local SQLite record of suggestions (never sent anywhere)
+    history_keep_text: bool = False  # also keep the suggested text, for the user's review
 
 
 def _camel(name: str) -> str:

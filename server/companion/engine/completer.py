@@ -189,8 +189,11 @@ class Engine:
         path: str = "",
         flag: CancelFlag | None = None,
         encoding: str = "utf-16",
+        automatic: bool = False,
     ) -> Suggestion:
-        """Ghost text at (line, character); raises PositionError for a bad position."""
+        """Ghost text at (line, character); raises PositionError for a bad position.
+
+        `automatic`: the editor asked on its own (typing), not the user explicitly."""
         started = time.perf_counter()
         ctx = self.context_at(text, line, character, language, path, encoding)
         cached = self.cache.get(uri, ctx.prefix, ctx.suffix)

@@ -41,7 +41,8 @@ def take_shown(suggestion_id: str) -> tuple[str, str, int] | None:
 
 
 async def suggestion_at(
-    ls: CompanionServer, uri: str, position: types.Position, kind: str
+    ls: CompanionServer, uri: str, position: types.Position, kind: str,
+    automatic: bool = False,
 ) -> Suggestion | None:
     """The suggestion at `position` of `uri`, or None (with one log line) when the
     document or position is unusable. Cancellation propagates to pygls."""
@@ -64,6 +65,7 @@ async def suggestion_at(
             language=document.language_id or "python",
             path=document.path,
             encoding=ls.position_encoding,
+            automatic=automatic,
         )
     except PositionError as error:
         ls.log_line(f"{kind} at {uri}: {error}", types.MessageType.Warning)
@@ -85,7 +87,9 @@ def register(server: CompanionServer) -> None:
         ls: CompanionServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
         """Ghost text at the cursor from the model (templates while none is loaded)."""
-        suggestion = await suggestion_at(ls, params.text_document.uri, params.position, "inline")
+        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        suggestion = await suggestion_at(ls, params.text_document.uri, params.position, "inline",
+                                         automatic)
         if suggestion is None or not suggestion.text:
             return types.InlineCompletionList(items=[])
         suggestion_id = remember_shown(params.text_document.uri, suggestion)

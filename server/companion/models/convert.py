@@ -69,11 +69,9 @@ def ensure_safetensors(gguf: str | os.PathLike[str], dtype: str = "bfloat16") ->
     try:
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        config = loaded.config
         torch_dtype = getattr(torch, dtype)
-        config.torch_dtype = torch_dtype
         # A GGUF-loaded model refuses save_pretrained: copy its weights into a fresh one.
-        fresh = AutoModelForCausalLM.from_config(config)
+        fresh = AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
         fresh.load_state_dict(loaded.state_dict())
         fresh = fresh.to(torch_dtype)
         target.parent.mkdir(parents=True, exist_ok=True)
