@@ -26,7 +26,8 @@ from companion.backends.base import (
 from companion.backends.registry import LoadResult, load_with_fallback
 from companion.backends.templates import TemplatesBackend, template_completion
 from companion.config import Settings
-from companion.engine.context import CursorContext, build_context
+from companion.engine.context import STEP_LINES, CursorContext, build_context
+from companion.engine.debounce import Debounce
 from companion.engine.health import ModelHealth
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished
@@ -41,6 +42,31 @@ CHARS_PER_TOKEN = 3.2
 # a slow laptop takes ~10 s; streaming stops itself at twice the inline deadline).
 HANG_TIMEOUT_S = 60.0  # code in a BPE tokenizer; only used to size the text windows
 
+# A request pays for at most this many prompt tokens the engine has not processed yet
+# (~0.5 s on two cores with the embedded model). When the full window is not cached —
+# a newly opened file, a jump, the window moving down — the prompt is cut to the last
+# lines before the cursor (moving in SMALL_STEP_LINES steps), and the full window is
+# processed in the background once the user pauses for GROW_AFTER_S.
+PREFILL_BUDGET_TOKENS = 160
+SMALL_STEP_LINES = 4
+GROW_AFTER_S = 0.4
+# Automatic (as-you-type) requests stop at the first line end past this budget; an
+# explicit invocation gets the whole `inlineDeadlineMs`.
+TYPING_BUDGET_MS = 300
+
+
+def shared_prefix_length(a: str, b: str) -> int:
+    """The length of the longest common prefix of two strings (binary search: the
+    comparisons run in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -54,6 +80,7 @@ class Suggestion:
     cached_tokens: int = 0
     finish_reason: str = ""
     context_ms: float = 0.0  # cursor context and prompt building
+    narrowed: bool = False  # the prompt was cut to fit the prefill budget
     prefill_ms: float = 0.0  # prompt processing in the engine (0 when fully cached)
     decode_ms: float = 0.0  # token generation after the prefill
 
@@ -85,6 +112,13 @@ class Engine:
         self.health = ModelHealth()
         self.hang_timeout_s = float(os.environ.get("COMPANION_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
         self._load_lock = threading.Lock()
+        self.debounce = Debounce()
+        # The prompt whose KV cache the backend holds (worker thread only): how much of a
+        # new prompt is already processed is estimated from it.
+        self._kv_prompt = ""
+        self._newest: dict[str, object] = {}  # newest request per document (debounce)
+        self._grow_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- model state -------------------------------------------------------------------
 
@@ -113,6 +147,7 @@ class Engine:
                 hardware.to_dict(),
             )
             self.cache.clear()
+            self._kv_prompt = ""
             log.info(
                 "model ready: backend=%s model=%s state=%s in %.1fs (%s)",
                 result.backend.name,
@@ -140,6 +175,8 @@ class Engine:
         generation in flight stops (freeing it under a running generation would crash
         the engine). A hung worker keeps its model: the process is about to exit."""
         self.scheduler.cancel_all()
+        for uri in list(self._grow_timers):
+            self._cancel_grow(uri)
         loaded, self._loaded = self._loaded, None
         if loaded is not None and not self.health.hung:
             with contextlib.suppress(Exception):
@@ -156,21 +193,28 @@ class Engine:
         language: str = "python",
         path: str = "",
         encoding: str = "utf-16",
+        prefix_tokens: int | None = None,
+        step_lines: int = STEP_LINES,
     ) -> CursorContext:
-        """The cursor context, sized from the model's context budget."""
+        """The cursor context, sized from the model's context budget (or, for the prefix,
+        from `prefix_tokens`)."""
         budget = self.settings.context_tokens
         if self.current.spec is not None:
             budget = min(budget, self.current.spec.context_tokens)
         budget_chars = int((budget - self.settings.max_tokens) * CHARS_PER_TOKEN)
+        prefix_chars = max(256, int(budget_chars * 0.8))
+        if prefix_tokens is not None:
+            prefix_chars = min(prefix_chars, int(prefix_tokens * CHARS_PER_TOKEN))
         return build_context(
             text,
             line,
             character,
-            prefix_chars=max(256, int(budget_chars * 0.8)),
+            prefix_chars=prefix_chars,
             suffix_chars=max(128, int(budget_chars * 0.2)),
             language=language,
             path=path,
             encoding=encoding,
+            step_lines=step_lines,
         )
 
     def _template_suggestion(self, ctx: CursorContext, started: float) -> Suggestion:
@@ -202,10 +246,45 @@ class Engine:
             return Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
         if self.current.spec is None or not self.health.may_try():
             return self._template_suggestion(ctx, started)
-        flag = flag or CancelFlag()
+        self._cancel_grow(uri)
+        marker = self._newest[uri] = object()
+        try:
+            if automatic:
+                wait = self.debounce.delay(uri)
+                if wait:
+                    await asyncio.sleep(wait)
+                    if self._newest.get(uri) is not marker:  # a newer keystroke came
+                        self.metrics.count("debounced")
+                        return Suggestion("", "cancelled", (time.perf_counter() - started)
+                                          * 1000, finish_reason="cancelled")
+            suggestion = await self._run_generation(
+                uri, ctx, started, flag or CancelFlag(), automatic,
+                lambda: self.context_at(text, line, character, language, path, encoding,
+                                        PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES),
+            )
+        finally:
+            if self._newest.get(uri) is marker:
+                del self._newest[uri]
+        if suggestion.narrowed and self._newest.get(uri) is None:
+            self._schedule_grow(uri, ctx)
+        return suggestion
+
+    async def _run_generation(
+        self,
+        uri: str,
+        ctx: CursorContext,
+        started: float,
+        flag: CancelFlag,
+        automatic: bool,
+        narrow: Callable[[], CursorContext],
+    ) -> Suggestion:
+        """The model's suggestion on the generation thread, with templates answering
+        for a failing or hung model."""
         try:
             suggestion = await asyncio.wait_for(
-                self.scheduler.run(uri, lambda f: self._generate(ctx, f, started), flag),
+                self.scheduler.run(
+                    uri, lambda f: self._generate(ctx, f, started, automatic, narrow), flag
+                ),
                 timeout=self.hang_timeout_s,
             )
         except Superseded:
@@ -224,7 +303,69 @@ class Engine:
             self.health.succeeded()
         if suggestion.finish_reason != "cancelled":
             self.cache.put(uri, ctx.prefix, ctx.suffix, suggestion.text)
+            if suggestion.source == "model":
+                self.debounce.observe_latency(suggestion.latency_ms / 1000)
         return suggestion
+
+    # -- prefill budget: the full window in the background ----------------------------
+
+    def _uncached_tokens(self, prompt: str) -> float:
+        """About how many tokens of `prompt` the backend's KV cache does not hold."""
+        shared = shared_prefix_length(prompt, self._kv_prompt)
+        return (len(prompt) - shared) / CHARS_PER_TOKEN
+
+    def _started_prompt(self, prompt: str, completed: bool) -> None:
+        """Record what the KV cache holds after a generation on `prompt` (worker thread):
+        all of it once the prefill completed, else only what it shared with before."""
+        if completed:
+            self._kv_prompt = prompt
+        else:
+            self._kv_prompt = prompt[: shared_prefix_length(prompt, self._kv_prompt)]
+
+    def _cancel_grow(self, uri: str) -> None:
+        timer = self._grow_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _schedule_grow(self, uri: str, ctx: CursorContext) -> None:
+        """After a pause, process the full window at the cursor, so the next request
+        there gets the whole context at the price of a short prefill."""
+        self._cancel_grow(uri)
+
+        def start() -> None:
+            self._grow_timers.pop(uri, None)
+            task = asyncio.ensure_future(self._prefill(uri, ctx, "grows"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        self._grow_timers[uri] = asyncio.get_running_loop().call_later(GROW_AFTER_S, start)
+
+    async def _prefill(self, uri: str, ctx: CursorContext, counter: str) -> None:
+        """Process the prompt for `ctx` on the generation thread without keeping any
+        output; it runs under the document's key, so the next real request cancels it."""
+
+        def job(flag: CancelFlag) -> None:
+            current = self.current
+            if current.spec is None:
+                return
+            prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
+            request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
+            completed = False
+            stream = current.backend.stream(request)
+            try:
+                for chunk in stream:
+                    completed = chunk.prefill_ms is not None
+                    break
+            finally:
+                close_stream(stream)
+                self._started_prompt(prompt.text, completed)
+            if completed:
+                self.metrics.count(counter)
+
+        try:
+            await self.scheduler.run(uri, job, CancelFlag())
+        except Exception as error:  # background work never matters enough to report loudly
+            log.debug("background prefill of %s skipped: %s", uri, error)
 
     def _failed(self, error: BaseException) -> None:
         self.metrics.count("modelErrors")
@@ -239,19 +380,36 @@ class Engine:
         self.health.mark_hung(reason)
         log.error("model hung (%s): serving templates until companion/restart", reason)
 
-    def _generate(self, ctx: CursorContext, flag: CancelFlag, started: float) -> Suggestion:
+    def _generate(
+        self,
+        ctx: CursorContext,
+        flag: CancelFlag,
+        started: float,
+        automatic: bool = False,
+        narrow: Callable[[], CursorContext] | None = None,
+    ) -> Suggestion:
         """Run one generation on the worker thread, stopping as soon as it is complete.
 
         Reads `self.current` here, on the worker: model loads run on the same thread, so
-        the backend cannot be swapped out from under a generation.
+        the backend cannot be swapped out from under a generation. When the prompt would
+        cost more than PREFILL_BUDGET_TOKENS of prefill, `narrow()` gives a smaller one.
         """
         current = self.current
         if current.spec is None:
             return self._template_suggestion(ctx, started)
         prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
+        narrowed = False
+        if narrow is not None and self._uncached_tokens(prompt.text) > PREFILL_BUDGET_TOKENS:
+            small = narrow()
+            if len(small.prefix) < len(ctx.prefix):
+                ctx, narrowed = small, True
+                prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
         post = PostContext(ctx)
         context_ms = (time.perf_counter() - started) * 1000
-        soft_deadline = started + self.settings.inline_deadline_ms / 1000
+        budget_ms = self.settings.inline_deadline_ms
+        if automatic:
+            budget_ms = min(budget_ms, TYPING_BUDGET_MS)
+        soft_deadline = started + budget_ms / 1000
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=self.settings.max_tokens,
@@ -268,6 +426,7 @@ class Engine:
         prefill_ms = 0.0
         generation_started = time.perf_counter()
         stream = current.backend.stream(request)
+        prefilled = False
         try:
             for chunk in stream:
                 output += chunk.text
@@ -276,6 +435,7 @@ class Engine:
                 if chunk.prefill_ms is not None:
                     prompt_tokens, cached_tokens = chunk.prompt_tokens, chunk.cached_tokens
                     prefill_ms = chunk.prefill_ms
+                    prefilled = True
                 if chunk.finish_reason:
                     finish = chunk.finish_reason
                     break
@@ -293,6 +453,7 @@ class Engine:
                         break
         finally:
             close_stream(stream)
+            self._started_prompt(request.prompt, prefilled)
         generation_ms = (time.perf_counter() - generation_started) * 1000
         self.metrics.generation(tokens, generation_ms / 1000)
         if flag.cancelled:
@@ -309,6 +470,7 @@ class Engine:
             context_ms=context_ms,
             prefill_ms=prefill_ms,
             decode_ms=max(0.0, generation_ms - prefill_ms),
+            narrowed=narrowed,
         )
 
     # -- warm-up -----------------------------------------------------------------------------
@@ -326,24 +488,7 @@ class Engine:
         head = head[: head.rfind("\n") + 1] if "\n" in head else head
         lines = head.split("\n")
         ctx = self.context_at(head, len(lines) - 1, 0, language, path)
-
-        def job(flag: CancelFlag) -> None:
-            current = self.current
-            if current.spec is None:
-                return
-            prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
-            request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
-            stream = current.backend.stream(request)
-            try:
-                next(iter(stream), None)
-            finally:
-                close_stream(stream)
-            self.metrics.count("warmups")
-
-        try:
-            await self.scheduler.run(uri, job, CancelFlag())
-        except Exception as error:  # a warm-up never matters enough to report loudly
-            log.debug("warm-up of %s skipped: %s", uri, error)
+        await self._prefill(uri, ctx, "warmups")
 
     # -- free text (hover explanations, explain command) ------------------------------------
 
@@ -368,9 +513,11 @@ class Engine:
                 cancel=flag,
             )
             output = ""
+            prefilled = False
             stream = current.backend.stream(request)
             try:
                 for chunk in stream:
+                    prefilled = prefilled or chunk.prefill_ms is not None
                     output += chunk.text
                     hits = [output.find(s) for s in prompt.stop if s in output]
                     if hits:
@@ -380,6 +527,7 @@ class Engine:
                         break
             finally:
                 close_stream(stream)
+                self._started_prompt(request.prompt, prefilled)
             return output.strip()
 
         return await self.scheduler.run(key, job, CancelFlag())

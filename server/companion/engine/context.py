@@ -96,8 +96,12 @@ def build_context(
     language: str = "python",
     path: str = "",
     encoding: str = "utf-16",
+    step_lines: int = STEP_LINES,
 ) -> CursorContext:
     """The cursor context at LSP position (line, character) of `text`.
+
+    The prefix starts on a multiple of `step_lines`, so it moves in steps of that many
+    lines while the cursor moves down.
 
     Raises PositionError when `line` is outside the document; a `character` past the
     end of its line means the line end, as the LSP specification says.
@@ -117,7 +121,7 @@ def build_context(
         start -= 1
         used += len(lines[start]) + 1
     if start > 0:
-        start = min(line, -(-start // STEP_LINES) * STEP_LINES)
+        start = min(line, -(-start // step_lines) * step_lines)
     prefix = "\n".join([*lines[start:line], line_prefix])
     if len(prefix) > prefix_chars:  # one enormous line: keep its end
         prefix = prefix[-prefix_chars:]

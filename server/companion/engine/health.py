@@ -1,4 +1,5 @@
-"""Model health: failures, backoff before the next try, and a hung generation thread.
+"""Model health: failures, backoff before the next try, a hung generation thread, and the
+ok / slow / degraded verdict of companion/status.
 
 A failing model costs the user nothing but quality: while it is unhealthy, requests are
 answered from templates; the next try waits 1, 2, 4 … 60 s after each consecutive failure;
@@ -59,3 +60,71 @@ class ModelHealth:
             "retryInS": round(max(0.0, self.retry_at - time.monotonic()), 1),
             "hung": self.hung,
         }
+
+
+# -- the verdict companion/status shows ----------------------------------------------------
+
+SLOW_MIN_SAMPLES = 5  # fewer inline latencies than this say nothing about p95
+DEGRADED_MODEL_ERRORS = 3  # model errors in one session
+DEGRADED_LOAD_FAILURES = 2  # model loads that ended on templates, or crashed, in one session
+OK, SLOW, DEGRADED = "ok", "slow", "degraded"
+
+
+def verdict(
+    *,
+    state: str,
+    configured_backend: str,
+    inline_p95_ms: float | None,
+    inline_samples: int,
+    inline_deadline_ms: int,
+    model_errors: int,
+    hung: bool,
+    failing: bool,
+    load_failures: int,
+) -> dict[str, Any]:
+    """ok / slow / degraded, the reasons, and the thresholds they were judged by.
+
+    degraded: the model hung or is failing now, the ladder stepped down to templates or a
+    smaller model than configured, or errors and failed loads repeated this session.
+    slow: the inline p95 (over at least SLOW_MIN_SAMPLES requests) is past the deadline."""
+    degraded: list[str] = []
+    if hung:
+        degraded.append("the model hung: templates answer until companion/restart")
+    elif failing:
+        degraded.append("the model is failing: templates answer while it backs off")
+    if configured_backend != "templates":
+        if state == "templates":
+            degraded.append("no model is loaded: templates answer")
+        elif state == "degraded" and not (hung or failing):
+            degraded.append("a fallback model runs instead of the configured one")
+    if model_errors >= DEGRADED_MODEL_ERRORS:
+        degraded.append(f"{model_errors} model errors this session")
+    if load_failures >= DEGRADED_LOAD_FAILURES:
+        degraded.append(f"{load_failures} failed model loads this session")
+    slow: list[str] = []
+    if (inline_p95_ms is not None and inline_samples >= SLOW_MIN_SAMPLES
+            and inline_p95_ms > inline_deadline_ms):
+        slow.append(f"inline p95 {inline_p95_ms:.0f} ms is over the "
+                    f"{inline_deadline_ms} ms deadline")
+    level = DEGRADED if degraded else SLOW if slow else OK
+    return {
+        "level": level,
+        "reasons": degraded + slow,
+        "thresholds": {
+            "slowP95Ms": inline_deadline_ms,
+            "slowMinSamples": SLOW_MIN_SAMPLES,
+            "degradedModelErrors": DEGRADED_MODEL_ERRORS,
+            "degradedLoadFailures": DEGRADED_LOAD_FAILURES,
+        },
+    }
+
+
+def template_reason(state: str, reason: str, model_loaded: bool, health: ModelHealth) -> str:
+    """Why templates answered a request: no model (and why), or the model's trouble."""
+    if not model_loaded:
+        return "model loading" if state == "loading" else reason or "no model loaded"
+    if health.hung:
+        return f"model hung: {health.last_error}"
+    if health.failures:
+        return f"model error: {health.last_error}"
+    return "templates"

@@ -1,0 +1,60 @@
+"""Adaptive debounce for automatic (as-you-type) requests, in the manner of Tabby.
+
+A request that the next keystroke will supersede is wasted work on the one generation
+thread, and it delays the request that matters. From the rhythm of a document's
+automatic requests (the gap between them) and the engine's recent latency, `delay`
+says how long to wait before starting a generation: nothing when the user types slower
+than the engine answers, a little more than the usual gap between keys when they type
+faster. Explicit invocations never wait.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+MAX_DELAY_S = 0.15  # never wait longer than this for a request
+GAP_FACTOR = 1.5  # wait this many typical gaps: most next keys arrive within it
+PAUSE_S = 1.0  # a gap longer than this is a pause, not the typing rhythm
+SMOOTHING = 0.3  # weight of the newest sample in the moving averages
+
+
+@dataclass
+class _Rhythm:
+    last: float | None = None
+    gap: float | None = None  # moving average of gaps between keystrokes, seconds
+
+
+@dataclass
+class Debounce:
+    """Per-document typing rhythm plus the engine's latency, both moving averages."""
+
+    latency: float | None = None  # seconds a model answer takes lately
+    _documents: dict[str, _Rhythm] = field(default_factory=dict)
+
+    def observe_latency(self, seconds: float) -> None:
+        """A model answer took `seconds` (cache hits and templates do not count)."""
+        if self.latency is None:
+            self.latency = seconds
+        else:
+            self.latency += SMOOTHING * (seconds - self.latency)
+
+    def delay(self, uri: str, now: float | None = None) -> float:
+        """Record an automatic request for `uri` and return how long to wait, in seconds."""
+        now = time.monotonic() if now is None else now
+        rhythm = self._documents.setdefault(uri, _Rhythm())
+        if len(self._documents) > 256:  # forget documents nobody types in
+            oldest = min(self._documents, key=lambda key: self._documents[key].last or 0.0)
+            del self._documents[oldest]
+        if rhythm.last is not None:
+            gap = now - rhythm.last
+            if gap <= PAUSE_S:
+                rhythm.gap = gap if rhythm.gap is None else rhythm.gap + SMOOTHING * (
+                    gap - rhythm.gap)
+        rhythm.last = now
+        if rhythm.gap is None or self.latency is None or rhythm.gap >= self.latency:
+            return 0.0  # the answer usually arrives before the next key
+        return min(MAX_DELAY_S, GAP_FACTOR * rhythm.gap)
+
+    def forget(self, uri: str) -> None:
+        self._documents.pop(uri, None)
