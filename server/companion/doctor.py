@@ -9,7 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from companion.backends.registry import FACTORIES, automatic_backend, availability
+from companion.backends.registry import (
+    BACKEND_NAMES,
+    automatic_backend,
+    availability,
+    weights_format,
+)
 from companion.config import Settings, parse_settings
 from companion.lspclient import CompanionClient
 from companion.models import resolve, tiers
@@ -23,10 +28,6 @@ SELF_TEST = '''def greet(name: str) -> str:
 def shout(text: str) -> str:
     """The text in capitals, with an exclamation mark."""
 ''' + "    \n"
-PLANNED = {"mlx": "not in this build yet", "vllm": "not in this build yet",
-           "openai": "not in this build yet (remote endpoint)"}
-
-
 async def self_test(settings: dict[str, Any]) -> dict[str, Any]:
     client = CompanionClient()
     report: dict[str, Any] = {}
@@ -63,15 +64,18 @@ def diagnose(raw_settings: dict[str, Any], live: bool = True) -> dict[str, Any]:
     hw = probe()
     tier = tiers.tier_for(hw, settings.memory_budget_mb)
     backends = {}
-    for name in FACTORIES:
+    for name in BACKEND_NAMES:
         ok, why = availability(name)
+        if name == "openai":
+            ok = bool(settings.endpoint)
+            why = (f"endpoint {settings.endpoint}" if ok
+                   else "set companion.endpoint to an OpenAI-compatible server")
         backends[name] = {"available": ok, "why": why}
-    for name, why in PLANNED.items():
-        backends[name] = {"available": False, "why": why}
     backend, backend_reason = (
-        automatic_backend() if settings.backend == "auto" else (settings.backend, "configured")
+        automatic_backend(hw) if settings.backend == "auto"
+        else (settings.backend, "configured")
     )
-    fmt = "gguf" if backend == "llamacpp" else "hf"
+    fmt = weights_format(backend)
     choice = tiers.choose(settings.model, hw, settings.memory_budget_mb, fmt)
     embedded = resolve.embedded_model_path()
     report: dict[str, Any] = {

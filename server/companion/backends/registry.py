@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +65,15 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
     "templates": (),
 }
 
+BACKEND_NAMES = tuple(_REQUIRES)
+
 # The weights format each local engine loads from the catalog (tiers.choose `fmt`).
 _FORMATS = {"llamacpp": "gguf", "mlx": "mlx"}
+
+
+def weights_format(backend: str) -> str:
+    """The catalog download format `backend` loads ("gguf", "mlx" or "hf")."""
+    return _FORMATS.get(backend, "hf")
 
 
 def availability(name: str) -> tuple[bool, str]:
@@ -82,16 +88,37 @@ def availability(name: str) -> tuple[bool, str]:
     return True, "installed"
 
 
-def automatic_backend() -> tuple[str, str]:
-    """The best engine this machine can run, and the reason for the choice."""
-    apple = platform.system() == "Darwin" and platform.machine() == "arm64"
-    order = ["llamacpp", "transformers"]
-    for name in order:
-        ok, _ = availability(name)
+# vLLM is worth its start-up time on a CUDA GPU with at least this much free memory.
+VLLM_MIN_FREE_GPU_MB = 4096
+
+
+def automatic_backend(hw: Hardware | None = None) -> tuple[str, str]:
+    """The best engine this machine can run, and the reason for the choice: MLX on Apple
+    Silicon, vLLM on a CUDA GPU with enough free memory, llama.cpp elsewhere
+    (transformers when llama.cpp is missing), templates when nothing is installed."""
+    hw = hw or probe()
+    passed: list[str] = []
+    if hw.apple_silicon:
+        ok, why = availability("mlx")
         if ok:
-            where = "Apple Silicon" if apple else "CPU"
-            return name, f"auto: {name} is the fastest engine installed for {where}"
-    return "templates", "auto: no inference engine installed (pip install 'companion[llamacpp]')"
+            return "mlx", "auto: Apple Silicon, mlx-lm installed"
+        passed.append(f"mlx skipped ({why})")
+    if hw.cuda:
+        free = hw.gpu_free_mb or 0
+        ok, why = availability("vllm")
+        if ok and free >= VLLM_MIN_FREE_GPU_MB:
+            return "vllm", f"auto: CUDA GPU {hw.gpu_name} with {free} MB free, vLLM installed"
+        passed.append(f"vllm skipped ({why})" if not ok else
+                      f"vllm skipped (GPU has {free} MB free, needs {VLLM_MIN_FREE_GPU_MB})")
+    where = "Apple Silicon" if hw.apple_silicon else ("this GPU machine" if hw.cuda else "CPU")
+    for name in ("llamacpp", "transformers"):
+        ok, why = availability(name)
+        if ok:
+            then = "; ".join([*passed, f"{name} for {where}"])
+            return name, f"auto: {then}"
+        passed.append(f"{name} skipped ({why})")
+    return "templates", ("auto: no inference engine installed "
+                         f"({'; '.join(passed)}); pip install 'companion[llamacpp]'")
 
 
 def estimated_footprint_mb(spec: ModelSpec) -> float:
@@ -167,7 +194,7 @@ def _candidates(
             else:
                 yield spec
         requested = ""  # the ladder goes on from the embedded default
-    fmt = _FORMATS.get(backend_name, "hf")
+    fmt = weights_format(backend_name)
     choice = tiers.choose(requested, hw, budget, fmt)
     for line in choice.steps:
         step(line)
@@ -204,21 +231,21 @@ def load_with_fallback(
         remote = _load_remote(settings, step)
         if remote is not None:
             return remote
-        name, reason = automatic_backend()
+        name = "auto"
+    hardware_now = hw or probe()
     if name == "auto":
-        name, reason = automatic_backend()
+        name, reason = automatic_backend(hardware_now)
     elif name not in _REQUIRES:
         step(f"backend {name!r} is not available in this build")
-        name, reason = automatic_backend()
+        name, reason = automatic_backend(hardware_now)
     else:
         ok, why = availability(name)
         if not ok:
             step(f"backend {name} unavailable: {why}")
-            name, reason = automatic_backend()
+            name, reason = automatic_backend(hardware_now)
     if name == "templates":
         return LoadResult(TemplatesBackend(), None, reason, steps)
 
-    hardware_now = hw or probe()
     for spec in _candidates(settings, hardware_now, name, step):
         engine = name
         if engine == "llamacpp" and not spec.path.endswith(".gguf"):
