@@ -53,6 +53,9 @@ GROW_AFTER_S = 0.4
 # Automatic (as-you-type) requests stop at the first line end past this budget; an
 # explicit invocation gets the whole `inlineDeadlineMs`.
 TYPING_BUDGET_MS = 300
+# Backends on another machine: their prefix cache is the server's business, and a team
+# server is not sent warm-ups or background prefills.
+REMOTE_BACKENDS = frozenset({"openai"})
 
 
 def shared_prefix_length(a: str, b: str) -> int:
@@ -346,7 +349,7 @@ class Engine:
 
         def job(flag: CancelFlag) -> None:
             current = self.current
-            if current.spec is None:
+            if current.spec is None or current.backend.name in REMOTE_BACKENDS:
                 return
             prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
             request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
@@ -399,7 +402,8 @@ class Engine:
             return self._template_suggestion(ctx, started)
         prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
         narrowed = False
-        if narrow is not None and self._uncached_tokens(prompt.text) > PREFILL_BUDGET_TOKENS:
+        if (narrow is not None and current.backend.name not in REMOTE_BACKENDS
+                and self._uncached_tokens(prompt.text) > PREFILL_BUDGET_TOKENS):
             small = narrow()
             if len(small.prefix) < len(ctx.prefix):
                 ctx, narrowed = small, True
