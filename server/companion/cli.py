@@ -1,4 +1,4 @@
-"""The `companion` command line: serve | demo [FILE] | doctor | models … | bench latency.
+"""The `companion` command line: serve | demo [FILE] | doctor | models … | bench … | stats.
 
 Only this module prints; `serve` keeps stdout for the protocol and sends everything
 else (Python logging and anything a native library writes to fd 1) to stderr.
@@ -103,6 +103,48 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """What the local history says: acceptance, latency per backend and model, fallbacks."""
+    import sqlite3
+    import time
+
+    from companion.history import report, stats, store
+    from companion.history.schema import NewerSchema
+
+    try:
+        since = time.time() - stats.parse_duration(args.since) if args.since else None
+    except ValueError as error:
+        print(f"companion stats: {error}", file=sys.stderr)
+        return 2
+    path = store.database_path()
+    now = time.time()
+    try:
+        connection = store.open_for_reading(path)
+    except (sqlite3.Error, OSError, NewerSchema) as error:
+        print(f"companion stats: cannot read {path}: {error}", file=sys.stderr)
+        return 1
+    try:
+        if connection is None:
+            result = stats.empty_report(str(path), since, now)
+            points: list[tuple[float, float, str]] = []
+        else:
+            result = stats.collect(connection, since, now, str(path))
+            points = report.latency_points(connection, since or 0.0, now) if args.html else []
+    finally:
+        if connection is not None:
+            connection.close()
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as out:
+            out.write(report.render_html(result, points))
+        if not args.json:
+            print(f"wrote {args.html}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif not args.html:
+        print(stats.format_stats(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion",
@@ -167,6 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--json", action="store_true", help="print JSON only")
     soak.add_argument("--settings", help="server settings as JSON")
     soak.set_defaults(func=cmd_bench)
+
+    history = commands.add_parser(
+        "stats",
+        help="local history: suggestions shown and kept, latency, fallbacks",
+        description="What the local history database (never sent anywhere) says about your "
+        "suggestions: shown, accepted, acceptance rate, accepted characters, latency p50/p95 "
+        "and tokens/s per backend and model, and fallbacks to templates with their reasons. "
+        "The database lives in the user data dir ($COMPANION_DATA_DIR overrides).",
+    )
+    history.add_argument("--json", action="store_true", help="print JSON only")
+    history.add_argument("--since", metavar="DURATION",
+                         help="only the last DURATION, e.g. 30m, 12h, 7d (default: all kept)")
+    history.add_argument("--html", metavar="FILE",
+                         help="also write a self-contained HTML report with charts to FILE")
+    history.set_defaults(func=cmd_stats)
     return parser
 
 

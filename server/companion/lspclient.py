@@ -71,7 +71,7 @@ class CompanionClient(LanguageClient):
                         position_encodings=[types.PositionEncodingKind.Utf16]
                     ),
                 ),
-                initialization_options=settings or {},
+                initialization_options={"historyEnabled": False, **(settings or {})},
                 process_id=os.getpid(),
             )
         )

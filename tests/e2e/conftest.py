@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,8 +25,11 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from companion.lspclient import plain
 
+# The servers the tests start keep their usage history here, never in the user's.
+HISTORY_DIR = tempfile.mkdtemp(prefix="companion-e2e-history-")
 SERVER = ClientServerConfig(
     server_command=[sys.executable, "-m", "companion", "serve"],
+    server_env={**os.environ, "COMPANION_DATA_DIR": HISTORY_DIR},
 )
 
 CAPABILITIES = types.ClientCapabilities(
@@ -136,8 +140,10 @@ async def make_client() -> AsyncIterator[Callable[..., Awaitable[LanguageClient]
                     env: dict[str, str] | None = None) -> LanguageClient:
         config = SERVER
         if env:
-            config = ClientServerConfig(server_command=SERVER.server_command,
-                                        server_env={**os.environ, **env})
+            config = ClientServerConfig(
+                server_command=SERVER.server_command,
+                server_env={**os.environ, "COMPANION_DATA_DIR": HISTORY_DIR, **env},
+            )
         lsp_client: LanguageClient = await config.start()
         started.append(lsp_client)
         await initialize(lsp_client, settings)

@@ -55,6 +55,11 @@ class Metrics:
         with self._lock:
             self.counts[name] += amount
 
+    def get(self, name: str) -> int:
+        """One counter's value (cheaper than a snapshot)."""
+        with self._lock:
+            return self.counts[name]
+
     def observe(self, kind: str, ms: float) -> None:
         with self._lock:
             self.latency.setdefault(kind, LatencyWindow()).add(ms)

@@ -1,4 +1,8 @@
-"""textDocument/completion: the model's suggestion as an AI item beside snippet items."""
+"""textDocument/completion: the model's suggestion as an AI item beside snippet items.
+
+The AI item carries the `companion.accepted` command, which the editor runs after
+inserting it, so that history knows which completion-list suggestions were kept.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from lsprotocol import types
 
 from companion.backends.templates import snippets_for
 from companion.engine.context import split_lines, utf16_to_index
-from companion.lsp.inline import suggestion_at
+from companion.lsp.inline import ACCEPT_COMMAND, accept_arguments, record_shown, suggestion_at
 from companion.lsp.server import CompanionServer
 
 AI_DETAIL = "✦ Companion AI"
@@ -46,6 +50,8 @@ def register(server: CompanionServer) -> None:
         if suggestion is not None and suggestion.text.strip():
             first_line = suggestion.text.strip().split("\n", 1)[0]
             label = word + first_line if word else first_line
+            suggestion_id = record_shown(ls, uri, suggestion, "completion-item")
+            ls.engine.metrics.count("completionItemShown")
             items.append(
                 types.CompletionItem(
                     label=label[:60] + ("…" if len(label) > 60 else ""),
@@ -60,6 +66,11 @@ def register(server: CompanionServer) -> None:
                     filter_text=word or first_line,
                     sort_text="0000",
                     preselect=True,
+                    command=types.Command(
+                        title="Companion: suggestion accepted",
+                        command=ACCEPT_COMMAND,
+                        arguments=accept_arguments(suggestion_id, suggestion.source),
+                    ),
                 )
             )
         # No keyword snippets after a dot: that is attribute access.

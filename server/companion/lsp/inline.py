@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections import OrderedDict
 
 from lsprotocol import types
 
 from companion.engine.completer import Suggestion
 from companion.engine.context import PositionError
+from companion.engine.health import template_reason
+from companion.history.outcomes import ACCEPTED, REJECT_AFTER_S, surface_of
 from companion.lsp.server import CompanionServer
 
 log = logging.getLogger(__name__)
@@ -23,21 +23,33 @@ log = logging.getLogger(__name__)
 MAX_DOCUMENT_CHARS = 4_000_000  # past this a document is not sent to the model
 ACCEPT_COMMAND = "companion.accepted"
 
-# Suggestions shown recently, by id, so an accept can be matched to what was shown.
-_shown: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
 
 
-def remember_shown(uri: str, suggestion: Suggestion) -> str:
-    """An id for a suggestion that is about to be shown."""
-    suggestion_id = uuid.uuid4().hex[:12]
-    _shown[suggestion_id] = (uri, suggestion.source, len(suggestion.text))
-    while len(_shown) > 256:
-        _shown.popitem(last=False)
+def record_shown(ls: CompanionServer, uri: str, suggestion: Suggestion, trigger: str) -> str:
+    """Record a suggestion about to be shown (trigger: automatic | invoked |
+    completion-item); returns the id its accept command carries. Never waits on the disk."""
+    document = ls.workspace.text_documents.get(uri)
+    current = ls.engine.current
+    backend, model = ls.model_names()
+    suggestion_id = ls.history.shown(
+        uri,
+        suggestion,
+        trigger,
+        language=(document.language_id if document is not None else "") or "",
+        backend=backend,
+        model=model,
+        fallback_reason=template_reason(current.state, current.reason,
+                                        current.spec is not None, ls.engine.health),
+    )
+    # Not accepted within 10 s: rejected (unless a newer suggestion decided it first).
+    asyncio.get_running_loop().call_later(REJECT_AFTER_S + 0.05, ls.history.expire)
     return suggestion_id
 
 
-def take_shown(suggestion_id: str) -> tuple[str, str, int] | None:
-    return _shown.pop(suggestion_id, None)
+def accept_arguments(suggestion_id: str, source: str) -> list[object]:
+    """The accept command's arguments; a client may add `acceptedChars` for a partial
+    accept (a word or a line of the suggestion)."""
+    return [{"id": suggestion_id, "source": source}]
 
 
 async def suggestion_at(
@@ -77,6 +89,8 @@ async def suggestion_at(
         log.exception("%s failed at %s:%s", kind, uri, position)
         ls.engine.metrics.count("errors")
         return None
+    finally:
+        ls.note_model_trouble()
     ls.engine.metrics.observe(kind, (time.perf_counter() - started) * 1000)
     return suggestion
 
@@ -92,7 +106,8 @@ def register(server: CompanionServer) -> None:
                                          automatic)
         if suggestion is None or not suggestion.text:
             return types.InlineCompletionList(items=[])
-        suggestion_id = remember_shown(params.text_document.uri, suggestion)
+        suggestion_id = record_shown(ls, params.text_document.uri, suggestion,
+                                     "automatic" if automatic else "invoked")
         ls.engine.metrics.count("shown")
         return types.InlineCompletionList(
             items=[
@@ -102,7 +117,7 @@ def register(server: CompanionServer) -> None:
                     command=types.Command(
                         title="Companion: suggestion accepted",
                         command=ACCEPT_COMMAND,
-                        arguments=[{"id": suggestion_id, "source": suggestion.source}],
+                        arguments=accept_arguments(suggestion_id, suggestion.source),
                     ),
                 )
             ]
@@ -110,11 +125,22 @@ def register(server: CompanionServer) -> None:
 
     @server.command(ACCEPT_COMMAND)
     def accepted(ls: CompanionServer, *args: object) -> None:
-        """The client accepted a suggestion: count it (locally, never sent anywhere)."""
+        """The client accepted a suggestion, or `acceptedChars` of it: record it (locally,
+        never sent anywhere)."""
         first = args[0] if args else None
         suggestion_id = first.get("id") if isinstance(first, dict) else None
-        if isinstance(suggestion_id, str) and take_shown(suggestion_id) is not None:
-            ls.engine.metrics.count("accepted")
-        else:
+        chars = first.get("acceptedChars") if isinstance(first, dict) else None
+        if chars is not None and (isinstance(chars, bool) or not isinstance(chars, int)
+                                  or chars < 0):
+            ls.log_line(f"accept with an invalid acceptedChars {chars!r} ignored",
+                        types.MessageType.Warning)
+            return
+        decision = ls.history.accepted(suggestion_id, chars) if isinstance(
+            suggestion_id, str) else None
+        if decision is None:
             ls.log_line(f"accept for an unknown suggestion {suggestion_id!r}",
                         types.MessageType.Warning)
+            return
+        if decision.outcome == ACCEPTED and decision.previous != ACCEPTED:
+            inline = surface_of(decision.trigger) == "inline"
+            ls.engine.metrics.count("accepted" if inline else "completionItemAccepted")

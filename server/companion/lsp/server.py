@@ -22,6 +22,7 @@ from companion import __version__
 from companion.config import Settings, parse_settings
 from companion.engine.completer import Engine
 from companion.engine.explain import Explainer
+from companion.history.recorder import History
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class CompanionServer(LanguageServer):
         self.explain_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._load_task: asyncio.Task[Any] | None = None
         self._warned: set[str] = set()
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self.history = History(warn=self._warn_from_thread)
+        self.load_failures = 0  # loads that crashed or ended on templates unasked
+        self._model_trouble_seen = {"modelErrors": 0, "modelHangs": 0}
 
     @property
     def settings(self) -> Settings:
@@ -95,6 +100,36 @@ class CompanionServer(LanguageServer):
             self.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Warning, message=message)
             )
+
+    def _warn_from_thread(self, message: str) -> None:
+        """A warning from a worker thread (the history writer): to the client's log."""
+        loop = self._thread_loop
+        if loop is None or loop.is_closed():
+            log.warning("%s", message)
+            return
+        try:
+            loop.call_soon_threadsafe(self.log_line, f"Companion: {message}",
+                                      types.MessageType.Warning)
+        except RuntimeError:  # the loop closed meanwhile
+            log.warning("%s", message)
+
+    # -- history -------------------------------------------------------------------------
+
+    def model_names(self) -> tuple[str, str]:
+        """(backend, model) serving now, as history records them."""
+        current = self.engine.current
+        return current.backend.name, current.spec.name if current.spec else ""
+
+    def note_model_trouble(self) -> None:
+        """Record model errors and hangs the engine counted since the last look."""
+        metrics = self.engine.metrics
+        for counter, kind in (("modelErrors", "model-error"), ("modelHangs", "hang")):
+            new = metrics.get(counter) - self._model_trouble_seen[counter]
+            if new > 0:
+                self._model_trouble_seen[counter] += new
+                backend, model = self.model_names()
+                for _ in range(min(new, 10)):
+                    self.history.event(kind, backend, model, self.engine.health.last_error)
 
     # -- documents -----------------------------------------------------------------------
 
@@ -120,6 +155,7 @@ class CompanionServer(LanguageServer):
         for warning in warnings:
             self.warn_once(f"Companion: {warning}")
         self.engine.settings = settings
+        self.history.configure(settings.history_enabled, settings.history_keep_text)
         keys = ("backend", "model", "memory_budget_mb", "context_tokens", "threads",
                 "endpoint", "api_key_env")
         return any(getattr(before, key) != getattr(settings, key) for key in keys)
@@ -186,11 +222,15 @@ class CompanionServer(LanguageServer):
             state = await self.engine.reload(on_step)
         except Exception as error:  # the ladder catches model errors; this is a bug
             log.exception("model load crashed")
+            self.load_failures += 1
+            self.history.event("load-failed", self.settings.backend, self.settings.model,
+                               f"{error.__class__.__name__}: {error}")
             self.warn_once(f"Companion: model load failed ({error}); serving templates")
             return
         finally:
             if progress:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+        self._record_load(state)
         info = state.backend.info()
         self.log_line(
             f"Companion: {info.name} · {info.model} on {info.device} "
@@ -200,10 +240,22 @@ class CompanionServer(LanguageServer):
             self.warn_once(f"Companion: {state.steps[-1]}")
 
 
+    def _record_load(self, state: Any) -> None:
+        """The load and each step down the ladder, into history."""
+        backend, model = state.backend.name, state.spec.name if state.spec else ""
+        for step in state.steps:
+            self.history.event("fallback", backend, model, step)
+        if state.spec is None and self.settings.backend != "templates":
+            self.load_failures += 1
+        self.history.event("load", backend, model, f"{state.state}: {state.reason}",
+                           round(state.load_seconds, 3))
+
+
 def _register_core(server: CompanionServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: CompanionServer, params: types.InitializeParams) -> None:
         """Read settings from initializationOptions."""
+        ls._thread_loop = asyncio.get_running_loop()
         ls.apply_settings(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
@@ -234,8 +286,10 @@ def _register_core(server: CompanionServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CompanionServer, params: None) -> None:
-        """Stop generating and free the model."""
+        """Stop generating, free the model, write the history still queued."""
         ls.engine.shutdown()
+        ls.history.expire()
+        ls.history.close(timeout=2.0)
 
 
 def create_server() -> CompanionServer:

@@ -1,8 +1,8 @@
 /**
  * The language client: spawns `<python> -m companion serve`, keeps the last lines of its
  * stderr for error messages, gates requests by the client-only settings (enable per language,
- * inline trigger mode and debounce) and turns the server's work-done progress into the
- * status bar spinner.
+ * inline trigger mode and debounce), turns the server's work-done progress into the
+ * status bar spinner and reports partial accepts of inline suggestions (partialAccept.ts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { StreamInfo } from 'vscode-languageclient/node';
@@ -21,12 +21,14 @@ import {
   WorkDoneProgressCreateRequest,
   WorkDoneProgressReport,
   ExecuteCommandRequest,
+  InlineCompletionRequest,
 } from 'vscode-languageclient/node';
 import * as log from './log';
 import * as settings from './settings';
 import * as vscodeapi from './vscodeapi';
 import { delay } from './debounce';
 import { LineSplitter, TailBuffer } from './tail';
+import { ACCEPT_COMMAND, PartialAcceptReporter, attachPartialAccept } from './partialAccept';
 
 export const CLIENT_ID = 'companion';
 export const LOADING_TITLE = 'Companion: loading model';
@@ -101,6 +103,9 @@ export class CompanionClient {
   private process: ChildProcess | undefined;
   readonly stderr = new TailBuffer(20);
   private crashes: number[] = [];
+  private readonly partialAccepts = new PartialAcceptReporter((args) =>
+    this.executeCommand(ACCEPT_COMMAND, [args]),
+  );
 
   constructor(private readonly events: ServerEvents) {}
 
@@ -141,6 +146,9 @@ export class CompanionClient {
     };
     const client = new LanguageClient(CLIENT_ID, 'Companion', serverOptions, this.clientOptions());
     client.registerFeature(new LoadingProgressFeature(client, this.events));
+    if (!attachPartialAccept(client.getFeature(InlineCompletionRequest.method), this.partialAccepts)) {
+      log.warn('Partial accepts of inline suggestions are not reported (unexpected language client)');
+    }
     this.client = client;
     try {
       await client.start();

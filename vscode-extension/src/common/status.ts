@@ -4,6 +4,14 @@
  */
 
 export type ServerState = 'loading' | 'ready' | 'degraded' | 'templates';
+export type VerdictLevel = 'ok' | 'slow' | 'degraded';
+
+export interface Verdict {
+  level: VerdictLevel;
+  reasons: string[];
+  /** The inline p95 past which the server counts as slow, in ms. */
+  slowP95Ms: number | null;
+}
 
 export interface ServerStatus {
   backend: string;
@@ -16,6 +24,11 @@ export interface ServerStatus {
   latency: { p50Ms: number | null; p95Ms: number | null; lastMs: number | null };
   shown: number;
   accepted: number;
+  partiallyAccepted: number;
+  rejected: number;
+  /** Share of shown suggestions kept in whole or in part (null before any was shown). */
+  acceptanceRate: number | null;
+  verdict: Verdict;
   steps: string[];
 }
 
@@ -27,6 +40,8 @@ export function normalizeStatus(raw: unknown): ServerStatus {
   const num = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) ? n : 0);
   const opt = (n: unknown): number | null => (typeof n === 'number' && Number.isFinite(n) ? n : null);
   const states: ServerState[] = ['loading', 'ready', 'degraded', 'templates'];
+  const levels: VerdictLevel[] = ['ok', 'slow', 'degraded'];
+  const verdict = (value.verdict ?? {}) as Partial<Verdict> & { thresholds?: { slowP95Ms?: unknown } };
   return {
     backend: String(value.backend ?? 'unknown'),
     model: String(value.model ?? ''),
@@ -47,6 +62,14 @@ export function normalizeStatus(raw: unknown): ServerStatus {
     },
     shown: num(value.shown),
     accepted: num(value.accepted),
+    partiallyAccepted: num(value.partiallyAccepted),
+    rejected: num(value.rejected),
+    acceptanceRate: opt(value.acceptanceRate),
+    verdict: {
+      level: levels.includes(verdict.level as VerdictLevel) ? (verdict.level as VerdictLevel) : 'ok',
+      reasons: Array.isArray(verdict.reasons) ? verdict.reasons.map(String) : [],
+      slowP95Ms: opt(verdict.thresholds?.slowP95Ms),
+    },
     steps: Array.isArray(value.steps) ? value.steps.map(String) : [],
   };
 }
@@ -72,7 +95,11 @@ export interface BarView {
 }
 
 export function statusBarView(status: ServerStatus): BarView {
-  const tooltip = `Companion: ${status.state}${status.reason ? ` — ${status.reason}` : ''} (click for options)`;
+  const health =
+    status.verdict.level !== 'ok' && status.verdict.reasons.length > 0
+      ? `; ${status.verdict.level}: ${status.verdict.reasons[0]}`
+      : '';
+  const tooltip = `Companion: ${status.state}${status.reason ? ` — ${status.reason}` : ''}${health} (click for options)`;
   switch (status.state) {
     case 'loading':
       return { text: `$(loading~spin) ${status.backend} · loading`, warning: false, tooltip };
@@ -102,8 +129,17 @@ export function loadingView(message: string, percentage?: number): BarView {
   };
 }
 
+/** The server's acceptance rate (whole and partial accepts), or accepted / shown from an older server. */
 export function acceptanceRate(status: ServerStatus): string {
+  if (status.acceptanceRate !== null) {
+    return `${Math.round(100 * status.acceptanceRate)} %`;
+  }
   return status.shown > 0 ? `${Math.round((100 * status.accepted) / status.shown)} %` : '—';
+}
+
+export function verdictText(verdict: Verdict): string {
+  const limit = verdict.slowP95Ms !== null ? ` (slow: inline p95 over ${formatMs(verdict.slowP95Ms)})` : '';
+  return verdict.reasons.length > 0 ? `**${verdict.level}** — ${verdict.reasons.join('; ')}` : `**${verdict.level}**${limit}`;
 }
 
 export function renderStatusMarkdown(status: ServerStatus): string {
@@ -119,7 +155,9 @@ export function renderStatusMarkdown(status: ServerStatus): string {
     `| Memory | ${status.memoryMB ? `${Math.round(status.memoryMB)} MB` : '—'} |`,
     `| Latency | last ${formatMs(status.latency.lastMs)} · p50 ${formatMs(status.latency.p50Ms)} · p95 ${formatMs(status.latency.p95Ms)} |`,
     `| Requests | inline ${status.requests.inline} · completion ${status.requests.completion} · hover ${status.requests.hover} · cancelled ${status.requests.cancelled} |`,
-    `| Suggestions | shown ${status.shown} · accepted ${status.accepted} (${acceptanceRate(status)}) |`,
+    `| Suggestions | shown ${status.shown} · accepted ${status.accepted} (${acceptanceRate(status)})` +
+      `${status.partiallyAccepted ? ` · partly ${status.partiallyAccepted}` : ''} · rejected ${status.rejected} |`,
+    `| Health | ${verdictText(status.verdict)} |`,
   ];
   if (status.steps.length > 0) {
     lines.push('', '## How the model was chosen', '', ...status.steps.map((step) => `1. ${step}`));

@@ -10,6 +10,7 @@ export const recorded = {
   executed: [] as { command: string; args: unknown[] }[],
   updates: [] as { key: string; value: unknown }[],
   answer: undefined as string | undefined,
+  inlineProviders: [] as Record<string, unknown>[],
 };
 
 /** Settings of the `companion` section, and `[language]` overrides. */
@@ -23,6 +24,15 @@ export const settingsStore = {
     recorded.executed = [];
     recorded.updates = [];
     recorded.answer = undefined;
+  },
+};
+
+export class CancellationError extends Error {}
+
+export const languages = {
+  registerInlineCompletionItemProvider(_selector: unknown, provider: Record<string, unknown>) {
+    recorded.inlineProviders.push(provider);
+    return { dispose: () => undefined };
   },
 };
 

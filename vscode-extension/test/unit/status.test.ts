@@ -2,6 +2,7 @@ import './setup';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
+  acceptanceRate,
   formatMs,
   loadingView,
   normalizeStatus,
@@ -72,4 +73,35 @@ test('the Markdown report has every number and the steps', () => {
   }
   assert.match(markdown, /1\. configured: embedded default\n1\. llamacpp: loaded/);
   assert.doesNotMatch(renderStatusMarkdown(normalizeStatus({})), /How the model was chosen/);
+});
+
+test('acceptance rate and health verdict from a newer server', () => {
+  const status = normalizeStatus({
+    ...full,
+    partiallyAccepted: 1,
+    rejected: 3,
+    acceptanceRate: 0.5,
+    verdict: { level: 'slow', reasons: ['inline p95 3100 ms is over the 2500 ms deadline'], thresholds: { slowP95Ms: 2500 } },
+  });
+  assert.equal(acceptanceRate(status), '50 %');
+  assert.deepEqual(status.verdict, {
+    level: 'slow',
+    reasons: ['inline p95 3100 ms is over the 2500 ms deadline'],
+    slowP95Ms: 2500,
+  });
+  const markdown = renderStatusMarkdown(status);
+  for (const part of ['accepted 4 (50 %) · partly 1 · rejected 3', '| Health | **slow** — inline p95 3100 ms']) {
+    assert.ok(markdown.includes(part), `missing ${part}`);
+  }
+  const older = normalizeStatus(full);
+  assert.equal(acceptanceRate(older), '40 %');
+  assert.deepEqual(older.verdict, { level: 'ok', reasons: [], slowP95Ms: null });
+  assert.equal(normalizeStatus({ verdict: { level: 'bogus' } }).verdict.level, 'ok');
+  assert.match(renderStatusMarkdown(normalizeStatus({ verdict: { level: 'ok', reasons: [], thresholds: { slowP95Ms: 2500 } } })), /\*\*ok\*\* \(slow: inline p95 over 2\.5 s\)/);
+});
+
+test('the status bar tooltip says why the server is slow or degraded', () => {
+  const slow = normalizeStatus({ ...full, verdict: { level: 'slow', reasons: ['inline p95 3100 ms is over the 2500 ms deadline'] } });
+  assert.match(statusBarView(slow).tooltip, /; slow: inline p95 3100 ms is over the 2500 ms deadline \(click/);
+  assert.doesNotMatch(statusBarView(normalizeStatus(full)).tooltip, /; ok/);
 });
