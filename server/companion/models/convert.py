@@ -36,10 +36,16 @@ def cache_root() -> Path:
 
 
 def converted_dir(gguf: str | os.PathLike[str]) -> Path:
-    """The cache folder a GGUF file converts into (it may not exist yet)."""
+    """The cache folder a GGUF file converts into (it may not exist yet). Keyed on the
+    file's name, size and first and last MiB, so the same file installed in two places
+    converts once, and a changed file converts again."""
     path = Path(gguf)
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    size = path.stat().st_size
+    key = hashlib.sha256(f"{path.name}|{size}|".encode())
+    with path.open("rb") as handle:
+        key.update(handle.read(2**20))
+        handle.seek(max(0, size - 2**20))
+        key.update(handle.read(2**20))
     return cache_root() / f"{path.stem}-{key.hexdigest()[:12]}"
 
 
@@ -71,7 +77,12 @@ def ensure_safetensors(gguf: str | os.PathLike[str], dtype: str = "bfloat16") ->
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         torch_dtype = getattr(torch, dtype)
         # A GGUF-loaded model refuses save_pretrained: copy its weights into a fresh one.
-        fresh = AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
+        config = loaded.config
+        # The weights are dequantized now: a GGUF quantization_config left in config.json
+        # makes other engines (vLLM) refuse the folder.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         fresh.load_state_dict(loaded.state_dict())
         fresh = fresh.to(torch_dtype)
         target.parent.mkdir(parents=True, exist_ok=True)
