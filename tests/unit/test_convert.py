@@ -45,6 +45,6 @@ def test_an_unreadable_gguf_is_a_clear_error(tmp_path: Path,
     monkeypatch.setenv("COMPANION_CACHE_DIR", str(tmp_path / "cache"))
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf file at all")
-    with pytest.raises(BackendError, match="could not convert broken.gguf"):
+    with pytest.raises(BackendError, match=r"could not convert broken\.gguf"):
         convert.ensure_safetensors(broken)
     assert not any((tmp_path / "cache" / "converted").glob("broken*"))
