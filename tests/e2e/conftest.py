@@ -118,6 +118,29 @@ async def inline(client: LanguageClient, uri: str, position: types.Position
     return list(result.items if isinstance(result, types.InlineCompletionList) else result)
 
 
+async def cancel_in_flight(client: LanguageClient, uri: str, position: types.Position,
+                           after_s: float = 0.3, within_s: float = 10) -> float:
+    """Ask for ghost text, cancel it `after_s` later the way an editor does
+    ($/cancelRequest), and return how long the server took to go idle."""
+    msg_id = f"cancel-{time.monotonic_ns()}"
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position,
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+    answer = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
+    await asyncio.sleep(after_s)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    cancelled = time.monotonic()
+    with contextlib.suppress(Exception):  # RequestCancelled, or the answer if it was done
+        await asyncio.wait_for(answer, timeout=within_s)
+    while (await status(client))["inFlight"]:
+        if time.monotonic() - cancelled > within_s:
+            raise TimeoutError(f"still generating {within_s} s after the cancel")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - cancelled
+
+
 def insert_text(item: types.InlineCompletionItem) -> str:
     text = item.insert_text
     return text if isinstance(text, str) else text.value

@@ -8,7 +8,14 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
+from tests.e2e.conftest import (
+    cancel_in_flight,
+    cursor_of,
+    inline,
+    insert_text,
+    open_document,
+    status,
+)
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("transformers")
@@ -34,6 +41,9 @@ async def test_transformers_serves_inline_completions(make_client: MakeClient) -
             range=types.Range(start=position, end=position), text="return ")]))
     moved = types.Position(line=position.line, character=position.character + 7)
     await inline(client, uri, moved)
+    # A request cancelled mid-flight stops the generation and costs the next one nothing.
+    await cancel_in_flight(client, uri, types.Position(line=0, character=11))
+    assert insert_text((await inline(client, uri, position))[0]).strip()
     current = await status(client)
     assert current["generatedTokens"] > 0
     assert current["requests"].get("modelErrors", 0) == 0
