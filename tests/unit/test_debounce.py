@@ -52,3 +52,11 @@ def test_the_wait_is_capped_and_latency_is_a_moving_average() -> None:
     assert debounce.latency is not None and 6.9 < debounce.latency < 7.1
     debounce.delay("a", now=0.0)
     assert debounce.delay("a", now=0.9) == MAX_DELAY_S
+
+
+def test_no_wait_when_the_previous_answer_came_before_this_key() -> None:
+    debounce = Debounce()
+    debounce.observe_latency(5.0)
+    debounce.delay("a", now=0.0)
+    assert debounce.delay("a", now=0.05, overtaken=False) == 0.0
+    assert debounce.delay("a", now=0.10, overtaken=True) > 0.0

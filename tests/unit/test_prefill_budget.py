@@ -7,6 +7,7 @@ model's behaviour is in tests/e2e/test_inline.py and `companion bench latency`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 from companion.backends.base import BackendInfo, Chunk, GenerationRequest, ModelSpec
@@ -18,9 +19,10 @@ from companion.engine.completer import Engine, EngineState, shared_prefix_length
 class RecordingBackend:
     name = "recording"
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = 0.0) -> None:
         self.prompts: list[str] = []
         self.cached = ""
+        self.seconds = seconds
 
     def load(self, model: ModelSpec) -> None: ...
 
@@ -31,6 +33,7 @@ class RecordingBackend:
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         self.prompts.append(request.prompt)
+        time.sleep(self.seconds)
         shared = shared_prefix_length(request.prompt, self.cached)
         self.cached = request.prompt
         yield Chunk("x = 1", prompt_tokens=len(request.prompt) // 3,
@@ -107,7 +110,7 @@ async def test_a_cached_window_is_used_whole() -> None:
 
 
 async def test_automatic_requests_superseded_during_the_debounce_never_run() -> None:
-    backend = RecordingBackend()
+    backend = RecordingBackend(seconds=0.12)
     engine = engine_with(backend)
     engine.debounce.observe_latency(10.0)  # a slow engine: fast keys get debounced
     uri = "file:///d.py"
@@ -123,5 +126,20 @@ async def test_automatic_requests_superseded_during_the_debounce_never_run() -> 
         assert results[-1].source == "model"
         assert len(backend.prompts) == 2  # the first key (no rhythm yet) and the last
         assert engine.metrics.counts["debounced"] == 2
+    finally:
+        engine.shutdown()
+
+
+async def test_answers_that_come_before_the_next_key_are_never_debounced() -> None:
+    backend = RecordingBackend()
+    engine = engine_with(backend)
+    engine.debounce.observe_latency(10.0)
+    try:
+        for typed in range(5):
+            result = await engine.complete("x = 1\n" + "a" * typed, 1, typed, "file:///e.py",
+                                           automatic=True)
+            assert result.source == "model"
+        assert engine.metrics.counts["debounced"] == 0
+        assert len(backend.prompts) == 5
     finally:
         engine.shutdown()

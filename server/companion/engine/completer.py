@@ -30,7 +30,7 @@ from companion.engine.context import STEP_LINES, CursorContext, build_context
 from companion.engine.debounce import Debounce
 from companion.engine.health import ModelHealth
 from companion.engine.metrics import Metrics
-from companion.engine.postprocess import PostContext, clean, is_finished
+from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
 from companion.models.hardware import probe
@@ -250,10 +250,11 @@ class Engine:
         if self.current.spec is None or not self.health.may_try():
             return self._template_suggestion(ctx, started)
         self._cancel_grow(uri)
+        overtaken = uri in self._newest  # the previous request is still unanswered
         marker = self._newest[uri] = object()
         try:
             if automatic:
-                wait = self.debounce.delay(uri)
+                wait = self.debounce.delay(uri, overtaken=overtaken)
                 if wait:
                     await asyncio.sleep(wait)
                     if self._newest.get(uri) is not marker:  # a newer keystroke came
@@ -414,6 +415,7 @@ class Engine:
         if automatic:
             budget_ms = min(budget_ms, TYPING_BUDGET_MS)
         soft_deadline = started + budget_ms / 1000
+        hard_budget = started + (2 * budget_ms if automatic else 4 * budget_ms) / 1000
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=self.settings.max_tokens,
@@ -446,6 +448,12 @@ class Engine:
                 stop_at = min((raw.find(s) for s in prompt.stop if s in raw), default=-1)
                 if stop_at >= 0:
                     raw, finish = raw[:stop_at], "stop"
+                    break
+                if looping(raw[-96:]):  # the filters cut the loop; no need to finish it
+                    finish = "loop"
+                    break
+                if time.perf_counter() > hard_budget and clean(raw, post).text:
+                    finish = "deadline"  # as-you-type: no line end in sight, show what is there
                     break
                 if "\n" in chunk.text:
                     if is_finished(raw, post):

@@ -2,10 +2,11 @@
 
 A request that the next keystroke will supersede is wasted work on the one generation
 thread, and it delays the request that matters. From the rhythm of a document's
-automatic requests (the gap between them) and the engine's recent latency, `delay`
-says how long to wait before starting a generation: nothing when the user types slower
-than the engine answers, a little more than the usual gap between keys when they type
-faster. Explicit invocations never wait.
+automatic requests (the gap between them), the engine's recent latency and whether the
+previous request was still unanswered when this one came, `delay` says how long to wait
+before starting a generation: nothing while every answer arrives before the next key, a
+little more than the usual gap between keys when the user types faster than the engine
+answers. Explicit invocations never wait.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ class Debounce:
         else:
             self.latency += SMOOTHING * (seconds - self.latency)
 
-    def delay(self, uri: str, now: float | None = None) -> float:
-        """Record an automatic request for `uri` and return how long to wait, in seconds."""
+    def delay(self, uri: str, now: float | None = None, overtaken: bool = True) -> float:
+        """Record an automatic request for `uri` and return how long to wait, in seconds.
+
+        `overtaken`: the previous request for `uri` was still unanswered (the user types
+        faster than the answers come); when it was answered, nothing is gained by waiting.
+        """
         now = time.monotonic() if now is None else now
         rhythm = self._documents.setdefault(uri, _Rhythm())
         if len(self._documents) > 256:  # forget documents nobody types in
@@ -52,7 +57,9 @@ class Debounce:
                 rhythm.gap = gap if rhythm.gap is None else rhythm.gap + SMOOTHING * (
                     gap - rhythm.gap)
         rhythm.last = now
-        if rhythm.gap is None or self.latency is None or rhythm.gap >= self.latency:
+        if not overtaken or rhythm.gap is None or self.latency is None:
+            return 0.0
+        if rhythm.gap >= self.latency:
             return 0.0  # the answer usually arrives before the next key
         return min(MAX_DELAY_S, GAP_FACTOR * rhythm.gap)
 

@@ -215,15 +215,21 @@ def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
 
 
 _RUN = re.compile(r"(\S{1,4}?)\1{7,}")
+_LONG_RUN = re.compile(r"(\S{5,16}?)\1{3,}")  # "_macos_macos_macos_macos"
+
+
+def looping(text: str) -> bool:
+    """While streaming: has the model started to repeat itself?"""
+    return bool(_RUN.search(text) or _LONG_RUN.search(text))
 
 
 def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """Cut where the model loops: a short unit repeated eight times or more in a row, a
-    non-trivial line repeated twice in a row, or a first line that repeats the line right
-    above the cursor."""
-    run = _RUN.search(text)
-    if run:
-        return text[: run.start()].rstrip(), True
+    """Cut where the model loops: a short unit repeated eight times or more in a row (a
+    longer one four times), a non-trivial line repeated twice in a row, or a first line
+    that repeats the line right above the cursor."""
+    runs = [run for run in (_RUN.search(text), _LONG_RUN.search(text)) if run]
+    if runs:
+        return text[: min(run.start() for run in runs)].rstrip(), True
     lines = text.split("\n")
     above = [line for line in ctx.cursor.prefix.split("\n")[:-1] if line.strip()]
     if (
