@@ -97,6 +97,12 @@ class CompanionClient(LanguageClient):
                 return status
             await asyncio.sleep(0.1)
 
+    async def idle(self, timeout: float = 30) -> None:
+        """Wait until the server has no generation running or queued (a file's warm-up)."""
+        deadline = time.monotonic() + timeout
+        while (await self.status())["inFlight"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     def open(self, path: Path | str, text: str, language: str = "python") -> str:
         uri = Path(path).resolve().as_uri()
         self._versions[uri] = 1
