@@ -80,7 +80,7 @@ def test_tokens_stream_with_timings_on_the_first_chunk(backend: MlxBackend) -> N
     assert all(chunk.prefill_ms is None for chunk in chunks[1:])
     assert last.finish_reason in {"length", "stop"}
     produced = sum(chunk.tokens for chunk in chunks)
-    assert 1 <= produced <= 6
+    assert 0 < produced <= 6
     assert text_of(chunks).strip()
 
 
