@@ -89,3 +89,20 @@ def test_bench_quality_json() -> None:
     assert report["ours"]["single-line"]["cases"] == 2
     assert report["naive"]["single-line"]["cases"] == 2
     assert 0 <= report["ours"]["single-line"]["passAt1"] <= 1
+
+
+def test_demo_prints_ghost_text_items_hover_and_actions_with_timings() -> None:
+    """`make demo`, the README's first command: a real session on the sample file."""
+    result = companion("demo", timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "llamacpp · smollm2-135m-instruct" in out
+    sections = out.split("] inline completion at ")[1:]
+    assert len(sections) == 3
+    for section in sections:  # each shows non-empty ghost text
+        assert any(line.startswith("    │") and line[5:].strip()
+                   for line in section.splitlines())
+    assert "✦ Companion AI" in out
+    assert "**✦ Companion:**" in out  # the model's hover explanation
+    assert "Scaffold:" in out
+    assert "ms after process start" in out
