@@ -55,14 +55,6 @@ class LlamaCppBackend:
         self._spec: ModelSpec | None = None
         self._last_tokens: list[int] = []
 
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        """Whether llama-cpp-python can be imported here, and why not."""
-        try:
-            import llama_cpp  # noqa: F401
-        except Exception as error:
-            return False, f"llama-cpp-python not importable ({error.__class__.__name__}: {error})"
-        return True, "llama-cpp-python installed"
 
     def load(self, model: ModelSpec) -> None:
         if not model.path.endswith(".gguf") or not os.path.isfile(model.path):

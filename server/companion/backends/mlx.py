@@ -81,15 +81,6 @@ class MlxBackend:
         self._body: Any = None  # what the prefill calls: the model, or its headless body
         self._device = "cpu"
 
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        """Whether mlx and mlx-lm can be imported here, and why not."""
-        try:
-            import mlx.core  # noqa: F401
-            import mlx_lm  # noqa: F401
-        except Exception as error:
-            return False, f"mlx/mlx-lm not importable ({error.__class__.__name__}: {error})"
-        return True, "mlx and mlx-lm installed"
 
     def load(self, model: ModelSpec) -> None:
         try:

@@ -163,9 +163,6 @@ class TemplatesBackend:
     def __init__(self) -> None:
         self._spec: ModelSpec | None = None
 
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        return True, "built in"
 
     def load(self, model: ModelSpec) -> None:
         self._spec = model

@@ -36,14 +36,6 @@ class TransformersBackend:
         self._cache_ids: list[int] = []
         self._device = "cpu"
 
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        try:
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except Exception as error:
-            return False, f"torch/transformers not importable ({error.__class__.__name__}: {error})"
-        return True, "torch and transformers installed"
 
     def load(self, model: ModelSpec) -> None:
         try:

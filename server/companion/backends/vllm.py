@@ -255,13 +255,6 @@ class VllmBackend:
         self._ids = itertools.count(1)
         self._reaper: Reaper | None = None
 
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        import importlib.util
-
-        if importlib.util.find_spec("vllm") is None:
-            return False, "vllm not installed (pip install 'companion[vllm]')"
-        return True, "vllm installed"
 
     def load(self, model: ModelSpec) -> None:
         self.unload()  # one engine per backend: never two sets of vLLM processes
