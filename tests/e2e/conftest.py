@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,8 +24,9 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from companion.lspclient import plain
 
-# The servers the tests start keep their usage history here, never in the user's.
-HISTORY_DIR = tempfile.mkdtemp(prefix="companion-e2e-history-")
+# The servers the tests start keep their usage history here, never in the user's
+# (tests/conftest.py made it, and every subprocess inherits it).
+HISTORY_DIR = os.environ["COMPANION_DATA_DIR"]
 SERVER = ClientServerConfig(
     server_command=[sys.executable, "-m", "companion", "serve"],
     server_env={**os.environ, "COMPANION_DATA_DIR": HISTORY_DIR},

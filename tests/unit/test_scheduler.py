@@ -9,7 +9,6 @@ import time
 import pytest
 
 from companion.backends.base import CancelFlag
-from companion.engine.metrics import percentile
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
 
 
@@ -76,9 +75,3 @@ async def test_queued_cancelled_work_is_skipped() -> None:
     with pytest.raises(Superseded):
         await scheduler.run("doc", lambda f: "ran", flag)
     scheduler.shutdown()
-
-
-def test_percentile() -> None:
-    assert percentile([], 0.5) is None
-    assert percentile([3, 1, 2], 0.5) == 2
-    assert percentile(list(range(101)), 0.95) == 95

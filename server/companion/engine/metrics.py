@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+# Shares are written as decimals (0.95) that binary floats hold slightly off: 0.95 * 20
+# must count as rank 19, not 20.
+_RANK_SLACK = 1e-9
+
 
 def percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile (share in 0..1) of `values`; None when empty."""
+    """The nearest-rank percentile of `values` (`share` in 0..1); None when empty.
+
+    Nearest rank: the smallest value that at least `share` of the values are less than or
+    equal to, i.e. the ceil(share * n)-th smallest (1-based, at least the first). It is
+    always one of the values, never an interpolation, and it does not depend on rounding
+    ties: the median of an even count is the lower middle value ([100, 200, 300, 400] →
+    200), of an odd count the middle one ([100, 200, 300] → 200).
+    """
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(share * (len(ordered) - 1))))
-    return ordered[rank]
+    rank = math.ceil(share * len(ordered) - _RANK_SLACK)
+    return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
 @dataclass
