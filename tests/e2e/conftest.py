@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,32 @@ async def status(client: LanguageClient) -> dict[str, Any]:
     return plain_result
 
 
+# What `backend: auto` may choose for the embedded model, by machine: MLX on Apple
+# Silicon, vLLM on a CUDA GPU with room, llama.cpp elsewhere. Tests that mean "the default
+# backend" ask the server which one it chose and check it is one of these.
+LOCAL_BACKENDS = ("llamacpp", "mlx", "vllm")
+
+
+def assert_default_backend(current: dict[str, Any]) -> str:
+    """The backend `auto` chose, after checking it is a local model that loaded."""
+    backend: str = current["backend"]
+    assert backend in LOCAL_BACKENDS, (backend, current.get("steps"))
+    assert current["state"] in ("ready", "degraded"), current.get("steps")
+    return backend
+
+
+async def wait_status(client: LanguageClient, check: Callable[[dict[str, Any]], bool],
+                      timeout: float, what: str) -> dict[str, Any]:
+    """companion/status once `check` holds on it; fails naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await status(client)
+        if check(current):
+            return current
+        assert time.monotonic() < deadline, f"{what} within {timeout} s; status: {current}"
+        await asyncio.sleep(0.05)
+
+
 async def wait_ready(client: LanguageClient, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -118,27 +145,82 @@ async def inline(client: LanguageClient, uri: str, position: types.Position
     return list(result.items if isinstance(result, types.InlineCompletionList) else result)
 
 
-async def cancel_in_flight(client: LanguageClient, uri: str, position: types.Position,
-                           after_s: float = 0.3, within_s: float = 10) -> float:
-    """Ask for ghost text, cancel it `after_s` later the way an editor does
-    ($/cancelRequest), and return how long the server took to go idle."""
-    msg_id = f"cancel-{time.monotonic_ns()}"
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked))
-    answer = asyncio.ensure_future(client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
-    await asyncio.sleep(after_s)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
-    cancelled = time.monotonic()
-    with contextlib.suppress(Exception):  # RequestCancelled, or the answer if it was done
-        await asyncio.wait_for(answer, timeout=within_s)
-    while (await status(client))["inFlight"]:
-        if time.monotonic() - cancelled > within_s:
-            raise TimeoutError(f"still generating {within_s} s after the cancel")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - cancelled
+@dataclass
+class CancelOutcome:
+    """What one cancel that landed did (see `cancel_in_flight`)."""
+
+    idle_after_s: float  # from $/cancelRequest until companion/status said inFlight 0
+    tokens: int  # tokens the cancelled generation produced before it stopped
+    attempts: int  # tries it took to land a cancel while the engine was at work
+
+
+Prepare = Callable[[int], tuple[str, types.Position]]
+
+
+def is_request_cancelled(error: BaseException) -> bool:
+    """The JSON-RPC answer to a request cancelled before it finished (-32800)."""
+    return getattr(error, "code", None) == -32800
+
+
+async def cancel_in_flight(client: LanguageClient, prepare: Prepare, *, after_s: float = 0.3,
+                           within_s: float = 10, attempts: int = 6, mid_decode: bool = True,
+                           max_tokens: int | None = None, start_s: float = 120
+                           ) -> CancelOutcome:
+    """Cancel a generation while the engine works on it, the way an editor does
+    ($/cancelRequest), and prove that it stopped; fails when no try lands.
+
+    `prepare(attempt)` opens (or types into) a document and returns where to ask for
+    ghost text: each try needs a prompt the suggestion cache has not answered. A try lands
+    when the answer is RequestCancelled (not a finished result) and, with `mid_decode`,
+    when the cancelled generation had produced tokens but fewer than `max_tokens`. A try
+    cancelled too late (the answer came first) waits less next time, one cancelled
+    during the prefill waits longer. A landed cancel must leave the server idle
+    (inFlight 0) within `within_s`."""
+    wait_s = after_s
+    for attempt in range(1, attempts + 1):
+        uri, position = prepare(attempt)
+        # The document's warm-up (a background prefill) is not the generation to cancel.
+        before = await wait_status(client, lambda s: s["inFlight"] == 0, start_s,
+                                   "the engine idle before the request")
+        msg_id = f"cancel-{time.monotonic_ns()}"
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+        answer = asyncio.ensure_future(client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
+        await wait_status(client, lambda s, pending=answer: s["inFlight"] > 0 or pending.done(),
+                          start_s,
+                          "the request reaching the engine")
+        await asyncio.sleep(wait_s)
+        if answer.done():  # finished before the cancel: try again, cancel sooner
+            wait_s /= 2
+            continue
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        cancelled_at = time.monotonic()
+        cancelled = False
+        try:
+            await asyncio.wait_for(answer, timeout=within_s + start_s)
+        except Exception as error:
+            cancelled = is_request_cancelled(error)
+            if not cancelled:
+                raise
+        after = await wait_status(client, lambda s: s["inFlight"] == 0, within_s,
+                                  "the engine idle after the cancel")
+        idle_after_s = time.monotonic() - cancelled_at
+        tokens = after["generatedTokens"] - before["generatedTokens"]
+        if not cancelled:  # the result won the race with the cancel
+            wait_s /= 2
+            continue
+        if mid_decode and tokens == 0:  # cancelled while prefilling: go deeper next time
+            wait_s *= 2
+            continue
+        if max_tokens is not None:
+            assert tokens < max_tokens, f"the cancelled stream still ran to {tokens} tokens"
+        assert idle_after_s < within_s
+        return CancelOutcome(idle_after_s, tokens, attempt)
+    raise AssertionError(f"no cancel landed {'mid-decode ' if mid_decode else ''}in "
+                         f"{attempts} tries (last wait {wait_s:.3f} s)")
 
 
 def insert_text(item: types.InlineCompletionItem) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 
 from lsprotocol import types
@@ -19,6 +20,19 @@ reading = celsius_to_fahrenheit(21.5)
 '''
 
 MakeClient = Callable[..., Awaitable[LanguageClient]]
+PREFIX = "**✦ Companion:**"
+
+
+def explanation_in(markdown: str) -> str:
+    """The model's explanation after the `**✦ Companion:**` prefix, checked to be prose:
+    several words, not an apology from the server. (Its wording is the model's, which
+    varies between engine builds and machines: only its shape is asserted.)"""
+    assert PREFIX in markdown, markdown
+    explanation = markdown.split(PREFIX, 1)[1].strip()
+    words = re.findall(r"[A-Za-z]{2,}", explanation)
+    assert len(explanation) > 20 and len(words) >= 4, f"no real explanation: {explanation!r}"
+    assert "could not explain" not in explanation, explanation
+    return explanation
 
 
 async def hover_text(client: LanguageClient, uri: str, line: int, character: int) -> str:
@@ -39,9 +53,7 @@ async def test_hover_explains_a_function_from_its_use(make_client: MakeClient) -
     assert "def celsius_to_fahrenheit(celsius: float) -> float:" in value
     assert "Convert a temperature from Celsius to Fahrenheit." in value
     assert "hover.py:1" in value
-    assert "✦ Companion:" in value
-    explanation = value.split("✦ Companion:", 1)[1].strip()
-    assert len(explanation) > 20
+    explanation_in(value)
 
 
 async def test_past_the_deadline_static_first_then_cached(make_client: MakeClient) -> None:
@@ -56,7 +68,7 @@ async def test_past_the_deadline_static_first_then_cached(make_client: MakeClien
         later = await hover_text(client, uri, 0, 6)
         if "✦ Companion:" in later:
             break
-    assert "✦ Companion:" in later
+    explanation_in(later)
     assert (await status(client))["requests"].get("hoverCacheHits", 0) >= 1
 
 
@@ -78,4 +90,5 @@ async def test_explain_command_returns_markdown(client: LanguageClient) -> None:
         )
     )
     assert isinstance(answer, str)
-    assert answer.startswith("**✦ Companion:**")
+    assert answer.startswith(PREFIX), answer  # a selection: no static header before it
+    explanation_in(answer)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
+from tests.e2e.conftest import (
+    cancel_in_flight,
+    cursor_of,
+    inline,
+    insert_text,
+    open_document,
+    status,
+)
+
+MakeClient = Callable[..., Awaitable[LanguageClient]]
+log = logging.getLogger(__name__)
 
 FUNCTION_BODY = '''from dataclasses import dataclass
 
@@ -80,31 +92,38 @@ async def test_typing_updates_the_document(client: LanguageClient) -> None:
     assert "\n" not in ghost.strip() and ghost.strip()
 
 
-async def test_a_cancelled_request_is_answered_and_stops(client: LanguageClient) -> None:
-    text, position = cursor_of("# A long module of helpers.\n█")
-    uri = open_document(client, text, "cancel.py")
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        position=position,
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Automatic
-        ),
-    )
-    future = client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"
-    )
-    await asyncio.sleep(0.05)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
-    try:
-        result = await asyncio.wait_for(future, timeout=30)
-        assert result is None or isinstance(result, types.InlineCompletionList)
-    except Exception as error:  # the JSON-RPC "request cancelled" error is an answer
-        assert "cancel" in str(error).lower()
-    # The worker is free again: a new request is served promptly and normally.
-    items = await asyncio.wait_for(inline(client, uri, position), timeout=60)
-    assert isinstance(items, list)
+CANCEL_MAX_TOKENS = 256
+
+
+def alphabet(client: LanguageClient, attempt: int) -> tuple[str, types.Position]:
+    """A body with two dozen lines left to write: no answer ends before a cancel lands."""
+    text, position = cursor_of(
+        f'def alphabet_{attempt}():\n    """Print a to z, one call per letter."""\n'
+        '    print("a")\n    print("b")\n    █\n')
+    return open_document(client, text, f"cancel_{attempt}.py"), position
+
+
+async def test_a_cancelled_generation_stops_mid_decode(make_client: MakeClient) -> None:
+    # Deadlines far away: only the cancel may end these generations early.
+    client = await make_client({"maxTokens": CANCEL_MAX_TOKENS, "inlineDeadlineMs": 60000})
+    before = await status(client)
+    outcome = await cancel_in_flight(client, lambda attempt: alphabet(client, attempt),
+                                     after_s=0.15, within_s=5, max_tokens=CANCEL_MAX_TOKENS)
+    log.warning("cancel landed on try %d after %d tokens; idle %.2f s later",
+                outcome.attempts, outcome.tokens, outcome.idle_after_s)
+    # It was decoding (tokens came) and it stopped there, well short of the maximum.
+    assert 0 < outcome.tokens < CANCEL_MAX_TOKENS
+    assert outcome.idle_after_s < 5
     current = await status(client)
-    assert current["requests"].get("inline", 0) >= 2
+    assert current["requests"]["cancelled"] >= before["requests"].get("cancelled", 0) + 1
+    assert current["requests"].get("errors", 0) == 0
+    # The worker is free again: the next request is served by the model, in full.
+    text, position = cursor_of(FUNCTION_BODY)
+    uri = open_document(client, text, "after_cancel.py")
+    items = await asyncio.wait_for(inline(client, uri, position), timeout=60)
+    assert items and insert_text(items[0]).strip()
+    after = await status(client)
+    assert after["generatedTokens"] > current["generatedTokens"]
 
 
 async def test_accepting_a_suggestion_is_counted(client: LanguageClient) -> None:
