@@ -7,7 +7,6 @@ deadlines and a short completion here; on Apple Silicon the same test runs on Me
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,14 @@ from pytest_lsp import LanguageClient
 
 from companion.models import convert
 from companion.models.resolve import embedded_model_path
-from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
+from tests.e2e.conftest import (
+    cancel_in_flight,
+    cursor_of,
+    inline,
+    insert_text,
+    open_document,
+    status,
+)
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("mlx_lm")
@@ -79,19 +85,29 @@ async def test_mlx_serves_inline_completions_and_survives_cancels(
     log.warning("mlx inline latency: first %.0f ms, after a didChange %.0f ms",
                 first_ms, second_ms)
 
-    # A request cancelled by the client ($/cancelRequest) …
-    client.text_document_did_change(typed(uri, 3, moved, "fib("))
-    after_fib = types.Position(line=moved.line, character=moved.character + 4)
-    pending = asyncio.ensure_future(client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, request_params(uri, after_fib),
-        msg_id="mlx-cancel-me"))
-    await asyncio.sleep(0.2)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="mlx-cancel-me"))
-    with contextlib.suppress(Exception):  # -32800 RequestCancelled, or a result
-        await asyncio.wait_for(pending, timeout=120)
+    # A request cancelled by the client ($/cancelRequest) while MLX decodes it stops
+    # there: tried on freshly typed lines (new prompts, the KV cache trimmed and reused)
+    # until one cancel lands mid-decode.
+    version, at = 3, moved
+
+    def type_a_line(attempt: int) -> tuple[str, types.Position]:
+        nonlocal version, at
+        line = f"fib({attempt})\n    "
+        client.text_document_did_change(typed(uri, version, at, line))
+        version += 1
+        at = types.Position(line=at.line + 1, character=4)
+        return uri, at
+
+    outcome = await cancel_in_flight(client, type_a_line, after_s=0.5, within_s=30,
+                                     max_tokens=SETTINGS["maxTokens"], start_s=180)
+    log.warning("mlx cancel landed on try %d after %d tokens; idle %.2f s later",
+                outcome.attempts, outcome.tokens, outcome.idle_after_s)
+    client.text_document_did_change(typed(uri, version, at, "fib("))
+    version += 1
+    after_fib = types.Position(line=at.line, character=at.character + 4)
     # … and one superseded by a newer request on the same document (what typing on
     # does): neither breaks the request after them.
-    client.text_document_did_change(typed(uri, 4, after_fib, "n"))
+    client.text_document_did_change(typed(uri, version, after_fib, "n"))
     after_n = types.Position(line=after_fib.line, character=after_fib.character + 1)
     superseded = asyncio.ensure_future(inline(client, uri, after_fib))
     await asyncio.sleep(0.2)

@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     open_document,
     status,
 )
+from tests.e2e.test_inline import alphabet
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("transformers")
@@ -41,8 +42,11 @@ async def test_transformers_serves_inline_completions(make_client: MakeClient) -
             range=types.Range(start=position, end=position), text="return ")]))
     moved = types.Position(line=position.line, character=position.character + 7)
     await inline(client, uri, moved)
-    # A request cancelled mid-flight stops the generation and costs the next one nothing.
-    await cancel_in_flight(client, uri, types.Position(line=0, character=11))
+    # A request cancelled mid-decode stops the generation and costs the next one nothing.
+    max_tokens = current["settings"]["maxTokens"]
+    outcome = await cancel_in_flight(client, lambda attempt: alphabet(client, attempt),
+                                     after_s=0.3, within_s=10, max_tokens=max_tokens)
+    assert 0 < outcome.tokens < max_tokens
     assert insert_text((await inline(client, uri, position))[0]).strip()
     current = await status(client)
     assert current["generatedTokens"] > 0
