@@ -2,7 +2,12 @@
 
 Each filter takes the text and the cursor context and returns the new text and whether
 it cut something off (a cut means the completion is finished, so streaming can stop).
-Golden cases for every filter live in tests/golden/postprocess.json.
+The filters know the language (`engine.languages`): Python's blocks end by indentation,
+the C family's and JavaScript's by brackets, Ruby's and the shell's by keywords
+(`engine.blocks`); brackets are read outside strings and comments (`engine.brackets`),
+and the syntax tree (`engine.syntax`) tells what the cursor is in and whether a
+suggestion leaves complete statements. Golden cases for every filter live in
+tests/golden/ (postprocess.json, and one file per language under languages/).
 """
 
 from __future__ import annotations
@@ -10,24 +15,118 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+from companion.engine import blocks, syntax
+from companion.engine.brackets import (
+    CLOSING,
+    OPENERS,
+    LexState,
+    Opened,
+    not_closed_by_suffix,
+    open_brackets,
+    scan,
+    unmatched_closers,
+)
 from companion.engine.context import CursorContext
+from companion.engine.languages import LanguageSpec, spec_for
+from companion.engine.repetition import cut_loop, looping
+
+__all__ = ["CLOSING", "OPENERS", "PostContext", "clean", "is_finished", "looping"]
 
 MAX_LINES = 12
-OPENERS = {"(": ")", "[": "]", "{": "}"}
-CLOSING = {v: k for k, v in OPENERS.items()}
-_DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)")
+_PY_DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)")
+_DEFINITION = re.compile(
+    r"^(?:(?:export|default|pub(?:\([\w:]+\))?|public|private|protected|internal|static|"
+    r"async|final|abstract|override|virtual|inline|unsafe|extern|const)\s+)*"
+    r"(?:function\*?|func|fn|def|class|struct|enum|interface|trait|impl|module|type)\s+"
+    r"(?:\([^)]*\)\s*)?(\w+)"
+)
 _CONTINUATIONS = re.compile(r"^(elif\b|else\b|except\b|finally\b|case\b)")
-
+LONG_LINE = 16  # a line this long written twice in a row is a loop (shorter ones: three)
+STATEMENT_WINDOW_LINES = 30  # how far back the brackets open at the cursor are read
 
 INDENT_UNIT = 4
 
 
 @dataclass(frozen=True)
 class PostContext:
-    """What the filters know: the cursor context."""
+    """What the filters know: the cursor context, and what follows from it (computed
+    once per request, on first use)."""
 
     cursor: CursorContext
+
+    @cached_property
+    def spec(self) -> LanguageSpec:
+        return spec_for(self.cursor.language, self.cursor.path)
+
+    @cached_property
+    def _before(self) -> tuple[list[Opened], LexState]:
+        window = "\n".join(self.cursor.prefix.split("\n")[-STATEMENT_WINDOW_LINES:])
+        return open_brackets(window, self.spec)
+
+    @property
+    def lex_state(self) -> LexState:
+        """The lexer's state at the cursor: in code, a string or a comment."""
+        return self._before[1]
+
+    @cached_property
+    def closable(self) -> list[Opened]:
+        """The brackets open at the cursor that the suggestion may close: those the code
+        after the cursor does not close already."""
+        open_before, state = self._before
+        return not_closed_by_suffix(
+            open_before, unmatched_closers(self.cursor.suffix, self.spec, state))
+
+    @property
+    def statement_open(self) -> list[tuple[str, str, bool]]:
+        """Brackets the cursor's own line opened that nothing after the cursor closes:
+        the statement being written, which the suggestion should finish."""
+        if not self.cursor.line_prefix.strip():
+            return []
+        last = len(self.cursor.prefix.split("\n")[-STATEMENT_WINDOW_LINES:]) - 1
+        return [(OPENERS[opened.char], self.cursor.indent, opened.ends_line)
+                for opened in self.closable if opened.line == last]
+
+    @cached_property
+    def situation(self) -> syntax.Situation:
+        return syntax.situation(
+            self.spec, self.cursor.prefix, self.cursor.suffix, self.cursor.line_prefix)
+
+    @property
+    def single_line(self) -> bool:
+        """In a line comment or a one-line string: finish that line only."""
+        state = self.lex_state
+        one_line = state.comment == "\n" or (
+            len(state.quote) == 1 and state.quote not in self.spec.multiline_quotes)
+        return one_line and self.situation.single_line
+
+    @property
+    def keyword_closed_below(self) -> bool:
+        """Does the code below close the cursor's keyword block (`end`, `fi`) already:
+        is the first line below that is less indented than the cursor a closer?"""
+        if self.spec.blocks != "keywords":
+            return False
+        width = len(self.cursor.line_prefix if not self.cursor.line_prefix.strip()
+                    else self.cursor.indent)
+        for line in self.cursor.suffix.split("\n")[1:]:
+            if line.strip() and _indent_width(line) < width:
+                return blocks.keyword_delta(line, self.spec) < 0
+        return False
+
+    @cached_property
+    def baseline_errors(self) -> int | None:
+        return syntax.errors_in(self.spec, self.cursor.prefix + self.cursor.suffix)
+
+    @cached_property
+    def indent_unit(self) -> int:
+        """The document's indentation step in spaces (4 when it does not tell)."""
+        widths = {
+            len(line) - len(line.lstrip(" "))
+            for line in self.cursor.prefix.split("\n")
+            if line.strip() and line.startswith(" ")
+        }
+        return min(widths) if widths and min(widths) in (2, 3, 4, 8) else INDENT_UNIT
 
 
 Filter = Callable[[str, PostContext], tuple[str, bool]]
@@ -61,7 +160,8 @@ def rebase_indent(text: str, ctx: PostContext) -> tuple[str, bool]:
         if first.strip() and _indent_width(first) < len(ctx.cursor.line_prefix):
             return "", True  # the model left the block the cursor is in
         lines[0] = first[len(ctx.cursor.line_prefix) :]
-    extra = _indent_width(lines[0]) % INDENT_UNIT
+    leading = lines[0][: _indent_width(lines[0])]
+    extra = len(leading) % ctx.indent_unit if leading.strip(" ") == "" else 0
     lines[0] = lines[0][extra:]
     return "\n".join(lines), False
 
@@ -76,14 +176,23 @@ def single_line_when_inline(text: str, ctx: PostContext) -> tuple[str, bool]:
 def scope_end(text: str, ctx: PostContext) -> tuple[str, bool]:
     """Stop at the end of the statement or block the cursor is in.
 
-    "line" mode keeps only the first line unless that line opens a block (ends with
-    ':'), in which case the block's body comes too. "block" mode (an empty line) keeps
-    statements at the cursor's level and deeper, up to a dedent; at the top level it
-    stops at the first blank line, i.e. after one definition.
+    Python: "line" mode keeps only the first line unless that line opens a block (ends
+    with ':'), in which case the block's body comes too. "block" mode (an empty line)
+    keeps statements at the cursor's level and deeper, up to a dedent; at the top level
+    it stops at the first blank line, i.e. after one definition. Languages with bracket
+    or keyword blocks count depth instead (`blocks.scope_end`). In a line comment or a
+    one-line string the suggestion finishes that line.
     """
     lines = text.split("\n")
     if len(lines) == 1:
         return text, False
+    if ctx.single_line:
+        return lines[0], True
+    if ctx.spec.blocks != "indent":
+        blank = not ctx.cursor.line_prefix.strip()
+        top_level = blank and not ctx.cursor.line_prefix and not ctx._before[0]
+        return blocks.scope_end(text, ctx.cursor.line_prefix, blank, top_level, ctx.spec,
+                                ctx.lex_state, ctx.keyword_closed_below)
     base = len(ctx.cursor.indent) if ctx.cursor.line_prefix.strip() else len(
         ctx.cursor.line_prefix
     )
@@ -122,15 +231,18 @@ def suffix_overlap(text: str, ctx: PostContext) -> tuple[str, bool]:
     following = [
         line.strip() for line in ctx.cursor.suffix.split("\n")[1:] if line.strip()
     ]
+    definition_of = _PY_DEFINITION if ctx.spec.blocks == "indent" else _DEFINITION
     defined_below = {
-        match.group(1) for line in following if (match := _DEFINITION.match(line))
+        match.group(1) for line in following if (match := definition_of.match(line))
     }
     cut = False
     # On a blank line the first line is a whole line too; elsewhere it ends the cursor's.
     start = 0 if ctx.cursor.mode == "block" else 1
     for index in range(start, len(lines)):
         line = lines[index].strip()
-        definition = _DEFINITION.match(line)
+        definition = definition_of.match(line)
+        if blocks.CLOSER_LINE.match(line):
+            continue  # a closer may close the suggestion's own block: bracket_balance decides
         if line and (
             (following and line == following[0])
             or (definition and definition.group(1) in defined_below)
@@ -157,79 +269,35 @@ def suffix_overlap(text: str, ctx: PostContext) -> tuple[str, bool]:
     return "\n".join(lines), cut
 
 
-def _open_brackets(code: str) -> list[str]:
-    """The brackets left open at the end of `code` (strings and comments skipped)."""
-    stack: list[str] = []
-    quote = ""
-    index = 0
-    while index < len(code):
-        char = code[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif code.startswith(quote, index):
-                index += len(quote) - 1
-                quote = ""
-        elif char == "#":
-            newline = code.find("\n", index)
-            index = len(code) if newline < 0 else newline
-            continue
-        elif char in "\"'":
-            quote = code[index : index + 3] if code[index : index + 3] in ('"""', "'''") else char
-            index += len(quote) - 1
-        elif char in OPENERS:
-            stack.append(char)
-        elif char in CLOSING:
-            if stack and stack[-1] == CLOSING[char]:
-                stack.pop()
-            else:
-                stack.clear()  # unbalanced code above: start over
-        index += 1
-    return stack
-
-
 def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """Cut at a closing bracket that closes nothing opened before it (`x))` in `f(|`)."""
-    statement = "\n".join(ctx.cursor.prefix.split("\n")[-30:])
-    stack = _open_brackets(statement)
-    quote = ""
-    for index, char in enumerate(text):
-        if quote:
-            if char == quote and text[index - 1] != "\\":
-                quote = ""
-            continue
-        if char in "\"'":
-            quote = char
-        elif char == "#":
-            break
-        elif char in OPENERS:
-            stack.append(char)
-        elif char in CLOSING:
-            if stack and stack[-1] == CLOSING[char]:
-                stack.pop()
-            else:
+    """Cut at a closing bracket that closes nothing the suggestion opened and nothing
+    open before the cursor (`x))` in `f(|`), or that closes what the code after the
+    cursor already closes (`"hello")` in `print(|)`, `}` before the block's own `}`).
+    Brackets in strings and comments do not count."""
+    own: list[str] = []
+    outer = [opened.char for opened in ctx.closable]
+    for index, char in scan(text, ctx.spec, ctx.lex_state).brackets:
+        if char in OPENERS:
+            own.append(char)
+        elif own:
+            if own[-1] != CLOSING[char]:
                 return text[:index].rstrip(), True
-        elif char == "\n":
-            quote = ""
+            own.pop()
+        elif outer and outer[-1] == CLOSING[char]:
+            outer.pop()
+        elif not ctx.spec.lenient_closers:
+            return text[:index].rstrip(), True
     return text, False
 
 
-_RUN = re.compile(r"(\S{1,4}?)\1{7,}")
-_LONG_RUN = re.compile(r"(\S{5,16}?)\1{3,}")  # "_macos_macos_macos_macos"
-
-
-def looping(text: str) -> bool:
-    """While streaming: has the model started to repeat itself?"""
-    return bool(_RUN.search(text) or _LONG_RUN.search(text))
-
-
 def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """Cut where the model loops: a short unit repeated eight times or more in a row (a
-    longer one four times), a non-trivial line repeated twice in a row, or a first line
-    that repeats the line right above the cursor."""
-    runs = [run for run in (_RUN.search(text), _LONG_RUN.search(text)) if run]
-    if runs:
-        return text[: min(run.start() for run in runs)].rstrip(), True
+    """Cut where the model loops (`engine.repetition`: a short unit repeated eight times
+    or more in a row, a longer one four times, never inside a number and never a
+    separator line), a non-trivial line repeated twice in a row, or a first line that
+    repeats the line right above the cursor."""
+    text, cut = cut_loop(text)
+    if cut:
+        return text, True
     lines = text.split("\n")
     above = [line for line in ctx.cursor.prefix.split("\n")[:-1] if line.strip()]
     if (
@@ -238,12 +306,15 @@ def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
         and lines[0].strip()
         and lines[0].strip() == above[-1].strip()
         and len(lines[0].strip()) > 3
+        and not blocks.CLOSER_LINE.match(lines[0].strip())
     ):
         return "", True
-    for index in range(2, len(lines)):
+    for index in range(1, len(lines)):
         line = lines[index].strip()
-        if len(line) > 3 and line == lines[index - 1].strip() == lines[index - 2].strip():
-            return "\n".join(lines[: index - 1]), True
+        if line != lines[index - 1].strip() or len(line) <= 3:
+            continue
+        if len(line) >= LONG_LINE or (index >= 2 and line == lines[index - 2].strip()):
+            return "\n".join(lines[: index if len(line) >= LONG_LINE else index - 1]), True
     return text, False
 
 
@@ -253,6 +324,48 @@ def max_lines(text: str, ctx: PostContext) -> tuple[str, bool]:
     if len(lines) > MAX_LINES:
         return "\n".join(lines[:MAX_LINES]), True
     return text, False
+
+
+def complete_statements(text: str, ctx: PostContext) -> tuple[str, bool]:
+    """Never show broken code: close what the suggestion opened and left open, and trim
+    back to the last complete statement when it stops mid-expression.
+
+    For languages with bracket or keyword blocks, and for Python suggestions that leave
+    a bracket open. Each candidate (the text up to a line
+    end, longest first, with its own closers added: `blocks.closers`) is parsed in the
+    document; the first that leaves no more syntax errors than the document had without
+    it wins. No candidate: no suggestion. Without a grammar the closers are added and
+    nothing is trimmed. A trim is not a cut: the model may still finish the statement.
+    """
+    if not text.strip():
+        return text, False
+    first_line = ctx.cursor.line_prefix
+    state = LexState() if first_line.strip() else ctx.lex_state
+    opened = blocks.closers(text, first_line, ctx.spec, state, ctx.statement_open)
+    if ctx.spec.blocks == "indent" and not opened:
+        return text, False  # Python: only a suggestion that leaves a bracket open
+    baseline = ctx.baseline_errors
+    if baseline is None:
+        return text + blocks.closers(text, first_line, ctx.spec, state, ctx.statement_open), False
+    lines = text.split("\n")
+    for size in range(len(lines), 0, -1):
+        kept = "\n".join(lines[:size]).rstrip()
+        if not kept.strip():
+            break
+        closing = blocks.closers(kept, first_line, ctx.spec, state, ctx.statement_open)
+        last = kept.rsplit("\n", 1)[-1].rstrip()
+        if blocks.continues(last, ctx.spec) and not (
+                last.endswith(",") and closing.startswith("\n")):
+            continue  # mid-expression (a comma before a closer on its own line is fine)
+        # A call closed after its last argument may still need its `;`: `})` → `});`.
+        endings = ("", ";") if closing.endswith((")", "]")) else ("",)
+        for ending in endings:
+            candidate = kept + closing + ending
+            document = ctx.cursor.prefix + candidate + ctx.cursor.suffix
+            errors = syntax.errors_in(ctx.spec, document)
+            if errors is not None and errors <= baseline:
+                return candidate, False
+    return "", False
 
 
 def trailing_whitespace(text: str, ctx: PostContext) -> tuple[str, bool]:
@@ -274,6 +387,7 @@ FILTERS: tuple[Filter, ...] = (
     bracket_balance,
     suffix_overlap,
     max_lines,
+    complete_statements,
     trailing_whitespace,
 )
 
