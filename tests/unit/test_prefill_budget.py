@@ -1,5 +1,6 @@
-"""The engine's prefill budget: a prompt the backend has not cached is cut to the last
-lines before the cursor, and the full window is processed once the user pauses.
+"""The prefill budget: a prompt the backend has not cached is cut to the last lines
+before the cursor (decided by the engine host's PrefixTracking, next to the KV cache), and
+the full window is processed once the user pauses.
 
 A recording backend stands in for the model (these are the engine's rules; the real
 model's behaviour is in tests/e2e/test_inline.py and `companion bench latency`)."""
@@ -10,14 +11,16 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-from companion.backends.base import BackendInfo, Chunk, GenerationRequest, ModelSpec
+from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
 from companion.config import Settings
 from companion.engine import completer
 from companion.engine.completer import Engine, EngineState, shared_prefix_length
+from companion.host.prefix import PrefixTracking
 
 
 class RecordingBackend:
     name = "recording"
+    capabilities = Capabilities()
 
     def __init__(self, seconds: float = 0.0) -> None:
         self.prompts: list[str] = []
@@ -44,7 +47,8 @@ class RecordingBackend:
 def engine_with(backend: RecordingBackend) -> Engine:
     engine = Engine(Settings(context_tokens=1536))
     spec = ModelSpec(name="m", path="m.gguf", family="generic", context_tokens=1536)
-    engine.current = EngineState("ready", backend, spec, "test", [])
+    # The engine host wraps every local backend this way: it owns the prefill budget.
+    engine.current = EngineState("ready", PrefixTracking(backend), spec, "test", [])
     return engine
 
 

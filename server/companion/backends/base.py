@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,9 +19,24 @@ class CancelFlag:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once when cancelled (at once if already cancelled): how a
+        cancel reaches the engine host without polling."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
     @property
     def cancelled(self) -> bool:
@@ -44,6 +59,11 @@ class GenerationRequest:
     # Chat form of the prompt ({"role", "content"} dicts) for backends with a chat API;
     # local engines ignore it and use `prompt`.
     messages: list[dict[str, str]] = field(default_factory=list)
+    # Prefill budget (backends with a local prefix cache): when more than
+    # `prefill_budget_tokens` of `prompt` are not cached, `narrow_prompt` (the same
+    # request with a shorter prefix) runs instead; the first chunk says which ran.
+    narrow_prompt: str = ""
+    prefill_budget_tokens: int = 0
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
     def should_stop(self) -> bool:
@@ -63,6 +83,7 @@ class Chunk:
     prompt_tokens: int = 0  # set on the first chunk
     prefill_ms: float | None = None  # set on the first chunk
     cached_tokens: int = 0  # prompt tokens reused from the previous request
+    narrowed: bool = False  # set on the first chunk: `narrow_prompt` ran instead of `prompt`
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,23 @@ class BackendInfo:
     fim: bool = False
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, stated by the backend (the engine never branches on names).
+
+    local_prefix_cache: it keeps the KV cache of the last prompt in this machine's memory,
+      so a prefill budget, warm-ups of opened files and background prefills pay off.
+    remote: it runs on another machine (a team server): no warm-ups are sent to it.
+    in_host: it loads a model library, so it runs in the engine host process.
+    safe_mode: it has a conservative configuration to retry in after a native crash.
+    """
+
+    local_prefix_cache: bool = True
+    remote: bool = False
+    in_host: bool = True
+    safe_mode: bool = False
+
+
 class BackendError(RuntimeError):
     """A backend could not load or generate; the message is shown to the user as is."""
 
@@ -85,6 +123,7 @@ class Backend(Protocol):
     """One inference engine with at most one loaded model."""
 
     name: str
+    capabilities: Capabilities
 
     def load(self, model: ModelSpec) -> None: ...
 
@@ -106,6 +145,9 @@ class ModelSpec:
     instruct: bool = False
     context_tokens: int = 2048
     threads: int = 0
+    # The engine's conservative configuration (llama.cpp: no extra buffer types, so no
+    # AMX/repacked weights): used after a crash at load or in the self-test.
+    safe_mode: bool = False
 
 
 def close_stream(stream: Iterator[Chunk]) -> None:

@@ -3,15 +3,21 @@
 Enabled only by the environment variable COMPANION_TEST_FAULT (the fault-injection tests
 set it on the server process): `load` (loading fails), `raise[:N]` (a generation raises
 mid-stream), `oom[:N]` (MemoryError), `hang` (a generation never returns). With `:N` only
-the first N generations of the server process fail (the count survives reloads), so
+the first N generations of the engine host fail (the count survives reloads), so
 recovery can be tested. Prefill-only requests (max_tokens=1: the warm-up) pass through.
 COMPANION_HANG_TIMEOUT_S shortens the time after which a generation counts as hung.
+
+Native faults kill the engine host the way a bad build or the OOM killer would:
+`crash[:N]` (SIGKILL mid-generation, the first N host processes), `sigill-unsafe` (SIGILL
+while loading, unless in safe mode: an AMX fault), `crash-load` (SIGSEGV while loading,
+safe mode too).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 from collections.abc import Iterator
 
@@ -26,6 +32,18 @@ from companion.backends.base import (
 )
 
 ENVIRONMENT = "COMPANION_TEST_FAULT"
+CRASHES_ENV = "COMPANION_HOST_CRASHES"  # set by the supervisor on each host it starts
+
+
+def die(sig: signal.Signals) -> None:
+    """End this process by `sig`, as a native fault would (no core file)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    os.kill(os.getpid(), sig)
 
 
 def configured_fault() -> tuple[str, int | None] | None:
@@ -46,6 +64,7 @@ class FaultyBackend:
     def __init__(self, inner: Backend, mode: str, failures: int | None) -> None:
         self.inner = inner
         self.name = inner.name
+        self.capabilities = inner.capabilities
         self.mode = mode
         if not FaultyBackend._counted:
             FaultyBackend.remaining, FaultyBackend._counted = failures, True
@@ -55,6 +74,8 @@ class FaultyBackend:
         if self.mode == "load":
             raise BackendError(f"injected fault: {model.name} failed to load")
         self.inner.load(model)
+        if self.mode == "crash-load" or (self.mode == "sigill-unsafe" and not model.safe_mode):
+            die(signal.SIGSEGV if self.mode == "crash-load" else signal.SIGILL)
 
     def unload(self) -> None:
         self.inner.unload()
@@ -72,6 +93,12 @@ class FaultyBackend:
         return False
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        if self.mode == "crash" and request.max_tokens > 1:
+            crashes = int(os.environ.get(CRASHES_ENV, "0") or 0)
+            if FaultyBackend.remaining is None or crashes < FaultyBackend.remaining:
+                stream = self.inner.stream(request)
+                yield from itertools.islice(stream, 2)
+                die(signal.SIGKILL)
         failing = self.mode in ("raise", "oom", "hang") and request.max_tokens > 1
         if failing and self._fails_now():
             if self.mode == "hang":

@@ -8,6 +8,7 @@ new tokens. Imported lazily so the server starts without llama-cpp-python.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 from companion.backends.base import (
     BackendError,
     BackendInfo,
+    Capabilities,
     Chunk,
     GenerationRequest,
     ModelSpec,
@@ -45,10 +47,43 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return count
 
 
+@contextlib.contextmanager
+def _without_extra_buffers(bindings: Any, safe: bool) -> Iterator[None]:
+    """In safe mode, load with `use_extra_bufts = False`: no extra CPU buffer types, so
+    no repacked (AMX, …) weights. `Llama()` has no parameter for it, so the default
+    model parameters it starts from are patched while it loads."""
+    if not safe:
+        yield
+        return
+    original = bindings.llama_model_default_params
+
+    def safe_params() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = safe_params
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = original
+
+
+def system_info() -> str:
+    """The CPU features this llama.cpp build uses (its own `llama_print_system_info`)."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return ""
+    raw: bytes = llama_cpp.llama_print_system_info()
+    return raw.decode("utf-8", "replace").strip()
+
+
 class LlamaCppBackend:
     """GGUF models on the CPU (or Metal/CUDA when llama.cpp was built with them)."""
 
     name = "llamacpp"
+    capabilities = Capabilities(safe_mode=True)
 
     def __init__(self) -> None:
         self._llm: Any = None
@@ -60,17 +95,19 @@ class LlamaCppBackend:
         if not model.path.endswith(".gguf") or not os.path.isfile(model.path):
             raise BackendError(f"llama.cpp needs a GGUF file, got {model.path}")
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError as error:
             raise BackendError(f"llama-cpp-python is not installed ({error})") from error
         try:
-            self._llm = Llama(
-                model_path=model.path,
-                n_ctx=model.context_tokens,
-                n_threads=model.threads or default_threads(),
-                n_batch=512,
-                verbose=False,
-            )
+            with _without_extra_buffers(llama_cpp.llama_cpp, model.safe_mode):
+                self._llm = Llama(
+                    model_path=model.path,
+                    n_ctx=model.context_tokens,
+                    n_threads=model.threads or default_threads(),
+                    n_batch=512,
+                    verbose=False,
+                )
         except Exception as error:  # llama.cpp raises ValueError/RuntimeError on bad files
             raise BackendError(f"llama.cpp could not load {model.path}: {error}") from error
         self._spec = model

@@ -22,6 +22,7 @@ from typing import Any
 from companion.backends.base import (
     BackendError,
     BackendInfo,
+    Capabilities,
     Chunk,
     GenerationRequest,
     ModelSpec,
@@ -71,6 +72,7 @@ class MlxBackend:
     """mlx-lm models on Metal (Apple Silicon) or the MLX CPU backend."""
 
     name = "mlx"
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
         self._model: Any = None

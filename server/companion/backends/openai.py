@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from companion.backends.base import (
     BackendError,
     BackendInfo,
+    Capabilities,
     Chunk,
     GenerationRequest,
     ModelSpec,
@@ -440,6 +441,7 @@ class OpenAIBackend:
     """A model served by an OpenAI-compatible server at `endpoint` (the URL ending in /v1)."""
 
     name = "openai"
+    capabilities = Capabilities(local_prefix_cache=False, remote=True, in_host=False)
 
     def __init__(self, endpoint: str, api_key_env: str = "") -> None:
         self._url = endpoint

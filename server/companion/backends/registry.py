@@ -76,6 +76,10 @@ def weights_format(backend: str) -> str:
     return _FORMATS.get(backend, "hf")
 
 
+def _availability(name: str) -> tuple[bool, str]:
+    return availability(name)
+
+
 def availability(name: str) -> tuple[bool, str]:
     """Whether backend `name` can run here and, if not, why (cheap: no heavy imports)."""
     import importlib.util
@@ -92,12 +96,19 @@ def availability(name: str) -> tuple[bool, str]:
 VLLM_MIN_FREE_GPU_MB = 4096
 
 
-def automatic_backend(hw: Hardware | None = None) -> tuple[str, str]:
+def automatic_backend(
+    hw: Hardware | None = None, exclude: frozenset[str] = frozenset()
+) -> tuple[str, str]:
     """The best engine this machine can run, and the reason for the choice: MLX on Apple
     Silicon, vLLM on a CUDA GPU with enough free memory, llama.cpp elsewhere
-    (transformers when llama.cpp is missing), templates when nothing is installed."""
+    (transformers when llama.cpp is missing), templates when nothing is installed.
+    `exclude`: engines that crashed repeatedly this session."""
     hw = hw or probe()
-    passed: list[str] = []
+    passed: list[str] = [f"{name} skipped (it crashed repeatedly)" for name in sorted(exclude)]
+
+    def availability(name: str) -> tuple[bool, str]:
+        return (False, "crashed") if name in exclude else _availability(name)
+
     if hw.apple_silicon:
         ok, why = availability("mlx")
         if ok:
@@ -116,7 +127,8 @@ def automatic_backend(hw: Hardware | None = None) -> tuple[str, str]:
         if ok:
             then = "; ".join([*passed, f"{name} for {where}"])
             return name, f"auto: {then}"
-        passed.append(f"{name} skipped ({why})")
+        if name not in exclude:
+            passed.append(f"{name} skipped ({why})")
     return "templates", ("auto: no inference engine installed "
                          f"({'; '.join(passed)}); pip install 'companion[llamacpp]'")
 
@@ -212,12 +224,32 @@ def _candidates(
                                   settings.threads)
 
 
+# Loads `spec` with engine `name` and returns the backend serving it; `step` records a
+# step down the ladder. The language server passes one that loads in the engine host.
+Loader = Callable[[str, ModelSpec, Callable[[str], None]], Backend]
+
+
+def load_in_process(name: str, spec: ModelSpec, step: Callable[[str], None]) -> Backend:
+    """The engine in this process (benchmarks' engine floor; the host itself)."""
+    backend = FACTORIES[name]()
+    fault = configured_fault()
+    if fault is not None:  # the fault-injection tests, never set otherwise
+        backend = FaultyBackend(backend, *fault)
+    backend.load(spec)
+    return backend
+
+
 def load_with_fallback(
     settings: Settings,
     on_step: Callable[[str], Any] | None = None,
     hw: Hardware | None = None,
+    loader: Loader = load_in_process,
+    exclude: frozenset[str] = frozenset(),
 ) -> LoadResult:
-    """Load the configured backend and model, stepping down the ladder on any failure."""
+    """Load the configured backend and model, stepping down the ladder on any failure:
+    the configured model, smaller ones, the embedded model; then the next engine this
+    machine has (an engine that failed to load every model, or crashed repeatedly, is
+    passed over), then templates."""
     steps: list[str] = []
 
     def step(message: str) -> None:
@@ -233,37 +265,44 @@ def load_with_fallback(
             return remote
         name = "auto"
     hardware_now = hw or probe()
-    if name == "auto":
-        name, reason = automatic_backend(hardware_now)
+    if name in exclude:
+        step(f"backend {name} crashed repeatedly this session: choosing another")
+        name, reason = automatic_backend(hardware_now, exclude)
+    elif name == "auto":
+        name, reason = automatic_backend(hardware_now, exclude)
     elif name not in _REQUIRES:
         step(f"backend {name!r} is not available in this build")
-        name, reason = automatic_backend(hardware_now)
+        name, reason = automatic_backend(hardware_now, exclude)
     else:
         ok, why = availability(name)
         if not ok:
             step(f"backend {name} unavailable: {why}")
-            name, reason = automatic_backend(hardware_now)
+            name, reason = automatic_backend(hardware_now, exclude)
     if name == "templates":
         return LoadResult(TemplatesBackend(), None, reason, steps)
-
-    for spec in _candidates(settings, hardware_now, name, step):
-        engine = name
-        if engine == "llamacpp" and not spec.path.endswith(".gguf"):
-            if not availability("transformers")[0]:
-                step(f"{spec.name} is not a GGUF file and transformers is not installed")
+    tried = set(exclude)
+    while name != "templates":
+        tried.add(name)
+        for spec in _candidates(settings, hardware_now, name, step):
+            engine = name
+            if engine == "llamacpp" and not spec.path.endswith(".gguf"):
+                if not availability("transformers")[0]:
+                    step(f"{spec.name} is not a GGUF file and transformers is not installed")
+                    continue
+                engine = "transformers"
+            try:
+                backend = loader(engine, spec, step)
+            except (BackendError, MemoryError, OSError, RuntimeError, ValueError) as error:
+                step(f"{engine} could not load {spec.name}: {error}")
                 continue
-            engine = "transformers"
-        try:
-            backend = FACTORIES[engine]()
-            fault = configured_fault()
-            if fault is not None:  # the fault-injection tests, never set otherwise
-                backend = FaultyBackend(backend, *fault)
-            backend.load(spec)
-        except (BackendError, MemoryError, OSError, RuntimeError, ValueError) as error:
-            step(f"{engine} could not load {spec.name}: {error}")
-            continue
-        return LoadResult(backend, spec, f"{reason}; {spec.name} on {hardware_now.summary()}",
-                          steps)
+            return LoadResult(backend, spec,
+                              f"{reason}; {spec.name} on {hardware_now.summary()}", steps)
+        following, why = automatic_backend(hardware_now, frozenset(tried))
+        if following != "templates":
+            step(f"no model loaded with {name}: trying {following}")
+            name, reason = following, why
+        else:
+            break
     step("no model could be loaded: serving templates")
     return LoadResult(TemplatesBackend(), None, "fallback: templates", steps)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from companion.backends.base import BackendInfo, Chunk, GenerationRequest, ModelSpec
+from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
 
 IMPORT_ALIASES = {
     "numpy": "np",
@@ -159,6 +159,7 @@ class TemplatesBackend:
     """Rule-based suggestions; always available, needs no memory."""
 
     name = "templates"
+    capabilities = Capabilities(local_prefix_cache=False, in_host=False)
 
     def __init__(self) -> None:
         self._spec: ModelSpec | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from companion.backends.base import (
     BackendError,
     BackendInfo,
+    Capabilities,
     Chunk,
     GenerationRequest,
     ModelSpec,
@@ -27,6 +28,7 @@ class TransformersBackend:
     """Any causal LM transformers can load; slower than llama.cpp on a CPU."""
 
     name = "transformers"
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
         self._model: Any = None

@@ -37,6 +37,7 @@ from typing import Any
 from companion.backends.base import (
     BackendError,
     BackendInfo,
+    Capabilities,
     Chunk,
     GenerationRequest,
     ModelSpec,
@@ -246,6 +247,7 @@ class VllmBackend:
     """vLLM's engine, one model, one generation at a time (on GPU or CPU)."""
 
     name = "vllm"
+    capabilities = Capabilities()
 
     def __init__(self) -> None:
         self._engine: Any = None

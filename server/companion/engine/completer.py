@@ -1,16 +1,16 @@
-"""The completion engine: context → prompt → generate → post-process, plus model state.
+"""The completion pipeline: context → prompt → generate → post-process.
 
 No pygls here: the LSP handlers call `Engine.complete` with plain values, so the whole
-pipeline is testable without a client.
+pipeline is testable without a client. Which model serves, in which engine host process,
+and what happens when it crashes is the Supervisor's (engine/supervisor.py); every pass
+over a backend's stream goes through `consume`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,56 +19,43 @@ from typing import Any
 from companion.backends.base import (
     Backend,
     CancelFlag,
+    Chunk,
     GenerationRequest,
-    ModelSpec,
     close_stream,
 )
-from companion.backends.registry import LoadResult, load_with_fallback
-from companion.backends.templates import TemplatesBackend, template_completion
+from companion.backends.templates import template_completion
 from companion.config import Settings
 from companion.engine.context import STEP_LINES, CursorContext, build_context
 from companion.engine.debounce import Debounce
 from companion.engine.health import ModelHealth
+from companion.engine.host_client import HostDied
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
-from companion.models.hardware import probe
+from companion.engine.supervisor import EngineState, Supervisor
+from companion.host.prefix import CHARS_PER_TOKEN, shared_prefix_length
+
+__all__ = ["Engine", "EngineState", "Suggestion", "consume", "shared_prefix_length"]
 
 log = logging.getLogger(__name__)
 
-CHARS_PER_TOKEN = 3.2
-# A generation that has not returned after this long is stuck (prefill of a full window on
-# a slow laptop takes ~10 s; streaming stops itself at twice the inline deadline).
-HANG_TIMEOUT_S = 60.0  # code in a BPE tokenizer; only used to size the text windows
+# A last resort for a generation that never returns (prefill of a full window on a slow
+# laptop takes ~10 s; streaming stops itself at twice the inline deadline).
+HANG_TIMEOUT_S = 60.0
 
 # A request pays for at most this many prompt tokens the engine has not processed yet
 # (~0.5 s on two cores with the embedded model). When the full window is not cached —
 # a newly opened file, a jump, the window moving down — the prompt is cut to the last
 # lines before the cursor (moving in SMALL_STEP_LINES steps), and the full window is
-# processed in the background once the user pauses for GROW_AFTER_S.
+# processed in the background once the user pauses for GROW_AFTER_S. The engine host
+# decides (host/prefix.py): it knows what its KV cache holds.
 PREFILL_BUDGET_TOKENS = 160
 SMALL_STEP_LINES = 4
 GROW_AFTER_S = 0.4
 # Automatic (as-you-type) requests stop at the first line end past this budget; an
 # explicit invocation gets the whole `inlineDeadlineMs`.
 TYPING_BUDGET_MS = 300
-# Backends on another machine: their prefix cache is the server's business, and a team
-# server is not sent warm-ups or background prefills.
-REMOTE_BACKENDS = frozenset({"openai"})
-
-
-def shared_prefix_length(a: str, b: str) -> int:
-    """The length of the longest common prefix of two strings (binary search: the
-    comparisons run in C)."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
 
 
 @dataclass(frozen=True)
@@ -89,101 +76,114 @@ class Suggestion:
 
 
 @dataclass
-class EngineState:
-    """What is loaded and why; replaced whole when the model changes."""
+class StreamResult:
+    """What one pass over a backend's stream produced."""
 
-    state: str  # "loading" | "ready" | "degraded" | "templates"
-    backend: Backend
-    spec: ModelSpec | None
-    reason: str
-    steps: list[str]
-    load_seconds: float = 0.0
-    hardware: dict[str, Any] | None = None  # the probe the choice was made from
+    output: str = ""
+    tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    prefill_ms: float = 0.0
+    prefilled: bool = False  # the prompt was processed (the first chunk came)
+    narrowed: bool = False  # the backend ran the request's narrow prompt
+    finish: str = ""
+    seconds: float = 0.0
+
+
+# Looks at the output so far after each chunk; returns a finish reason to stop there
+# (and may shorten the result's output), or "" to go on.
+StopRule = Callable[[StreamResult, Chunk], str]
+
+
+def consume(backend: Backend, request: GenerationRequest, rule: StopRule) -> StreamResult:
+    """The one loop over a backend's stream: inline completions, prefills and free text
+    all run through it. The stream is closed as soon as `rule` stops it (the engine
+    stops within a token)."""
+    result = StreamResult()
+    started = time.perf_counter()
+    stream = backend.stream(request)
+    try:
+        for chunk in stream:
+            result.output += chunk.text
+            result.tokens += chunk.tokens
+            if chunk.prefill_ms is not None and not result.prefilled:
+                result.prefilled, result.narrowed = True, chunk.narrowed
+                result.prompt_tokens, result.cached_tokens = (chunk.prompt_tokens,
+                                                              chunk.cached_tokens)
+                result.prefill_ms = chunk.prefill_ms
+            if chunk.finish_reason:
+                result.finish = chunk.finish_reason
+                break
+            finish = rule(result, chunk)
+            if finish:
+                result.finish = finish
+                break
+    finally:
+        close_stream(stream)
+        result.seconds = time.perf_counter() - started
+    return result
 
 
 class Engine:
-    """Owns the loaded backend, the scheduler, the cache and the metrics."""
+    """The completion pipeline; the model's state lives in its Supervisor."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.metrics = Metrics()
         self.scheduler = Scheduler()
         self.cache = ResultCache()
-        self._templates = TemplatesBackend()
-        self.current = EngineState("loading", self._templates, None, "starting", [])
-        self._loaded: Backend | None = None  # the backend holding a model, to unload
-        self.health = ModelHealth()
+        self.supervisor = Supervisor(lambda: self.settings, self._on_worker)
+        # A last resort for engines without a watchdog of their own (the remote one):
+        # the host's hangs are caught by its own watchdog long before this.
         self.hang_timeout_s = float(os.environ.get("COMPANION_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
-        self._load_lock = threading.Lock()
         self.debounce = Debounce()
-        # The prompt whose KV cache the backend holds (worker thread only): how much of a
-        # new prompt is already processed is estimated from it.
-        self._kv_prompt = ""
         self._newest: dict[str, object] = {}  # newest request per document (debounce)
         self._grow_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def current(self) -> EngineState:
+        return self.supervisor.current
+
+    @current.setter
+    def current(self, state: EngineState) -> None:
+        self.supervisor.current = state
+
+    @property
+    def health(self) -> ModelHealth:
+        return self.supervisor.health
+
+    def _on_worker(self, job: Callable[[], Any]) -> Any:
+        return self.scheduler.submit(job)
 
     # -- model state -------------------------------------------------------------------
 
     def load(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
         """Load the configured backend and model (blocking; call it off the event loop)."""
-        with self._load_lock:
-            started = time.perf_counter()
-            self.current = EngineState("loading", self._templates, None, "loading", [])
-            if self._loaded is not None:
-                self._loaded.unload()
-                self._loaded = None
-            hardware = probe()  # once per load: status shows this, it does not re-probe
-            result: LoadResult = load_with_fallback(self.settings, on_step, hardware)
-            self._loaded = result.backend if result.spec is not None else None
-            if result.spec is None:
-                state = "templates"
-            else:
-                state = "degraded" if result.degraded else "ready"
-            self.current = EngineState(
-                state,
-                result.backend,
-                result.spec,
-                result.reason,
-                result.steps,
-                time.perf_counter() - started,
-                hardware.to_dict(),
-            )
-            self.cache.clear()
-            self._kv_prompt = ""
-            log.info(
-                "model ready: backend=%s model=%s state=%s in %.1fs (%s)",
-                result.backend.name,
-                result.spec.name if result.spec else "-",
-                state,
-                self.current.load_seconds,
-                result.reason,
-            )
-            return self.current
+        state = self.supervisor.load(on_step)
+        self.cache.clear()
+        return state
 
-    async def reload(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
+    async def reload(self, on_step: Callable[[str], Any] | None = None,
+                     reset: bool = False) -> EngineState:
         """Load on the generation thread, after any generation in flight; requests that
-        arrive meanwhile are answered from templates. A hung worker is replaced."""
-        self.current = EngineState("loading", self._templates, None, "loading", [])
+        arrive meanwhile are answered from templates. `reset`: companion/restart, which
+        forgets this session's crashes and goes back up the ladder."""
+        self.current = EngineState("loading", self.supervisor.templates, None, "loading", [])
         self.scheduler.cancel_all()
-        if self.health.hung:
+        if reset:
+            self.supervisor.reset_ladder()
+        if self.health.hung:  # a remote engine's stuck thread: never touched again
             self.scheduler.shutdown()
             self.scheduler = Scheduler()
-            self._loaded = None  # owned by the stuck thread: never touched again
-        self.health = ModelHealth()
         return await self.scheduler.run_exclusive(lambda: self.load(on_step))
 
     def shutdown(self) -> None:
-        """Stop generating and free the model — on the generation thread, after the
-        generation in flight stops (freeing it under a running generation would crash
-        the engine). A hung worker keeps its model: the process is about to exit."""
+        """Stop generating, end the engine host (which frees the model) and the worker."""
         self.scheduler.cancel_all()
         for uri in list(self._grow_timers):
             self._cancel_grow(uri)
-        loaded, self._loaded = self._loaded, None
-        if loaded is not None and not self.health.hung:
-            with contextlib.suppress(Exception):
-                self.scheduler.submit(loaded.unload).result(timeout=10)
+        self.supervisor.shutdown()
         self.scheduler.shutdown()
 
     # -- completions -------------------------------------------------------------------
@@ -247,7 +247,7 @@ class Engine:
         if cached is not None:
             self.metrics.count("cacheHits")
             return Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
-        if self.current.spec is None or not self.health.may_try():
+        if not self.current.serving or not self.health.may_try():
             return self._template_suggestion(ctx, started)
         self._cancel_grow(uri)
         overtaken = uri in self._newest  # the previous request is still unanswered
@@ -261,11 +261,12 @@ class Engine:
                         self.metrics.count("debounced")
                         return Suggestion("", "cancelled", (time.perf_counter() - started)
                                           * 1000, finish_reason="cancelled")
+            narrow: CursorContext | None = None
+            if self.current.backend.capabilities.local_prefix_cache:
+                narrow = self.context_at(text, line, character, language, path, encoding,
+                                         PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
             suggestion = await self._run_generation(
-                uri, ctx, started, flag or CancelFlag(), automatic,
-                lambda: self.context_at(text, line, character, language, path, encoding,
-                                        PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES),
-            )
+                uri, ctx, narrow, started, flag or CancelFlag(), automatic)
         finally:
             if self._newest.get(uri) is marker:
                 del self._newest[uri]
@@ -277,23 +278,29 @@ class Engine:
         self,
         uri: str,
         ctx: CursorContext,
+        narrow: CursorContext | None,
         started: float,
         flag: CancelFlag,
         automatic: bool,
-        narrow: Callable[[], CursorContext],
     ) -> Suggestion:
         """The model's suggestion on the generation thread, with templates answering
-        for a failing or hung model."""
+        for a failing, crashed or hung engine."""
         try:
             suggestion = await asyncio.wait_for(
                 self.scheduler.run(
-                    uri, lambda f: self._generate(ctx, f, started, automatic, narrow), flag
+                    uri, lambda f: self._generate(ctx, narrow, f, started, automatic), flag
                 ),
-                timeout=self.hang_timeout_s,
+                timeout=self.hang_timeout_s + 10,
             )
         except Superseded:
             return Suggestion("", "cancelled", (time.perf_counter() - started) * 1000,
                               finish_reason="cancelled")
+        except HostDied as died:
+            # The supervisor restarts the host; this request costs one template answer.
+            self.metrics.count("engineCrashes")
+            log.warning("engine host died during a generation (%s): templates answer",
+                        died.reason)
+            return self._template_suggestion(ctx, started)
         except TimeoutError:
             flag.cancel()
             self._hung(f"a generation ran past {self.hang_timeout_s:.0f} s")
@@ -302,6 +309,8 @@ class Engine:
             # A failing model must not cost the user their suggestion: templates answer.
             self._failed(error)
             return self._template_suggestion(ctx, started)
+        if suggestion.source == "model":
+            self.supervisor.succeeded()
         if self.health.failures:
             log.info("model healthy again after %d failure(s)", self.health.failures)
             self.health.succeeded()
@@ -312,19 +321,6 @@ class Engine:
         return suggestion
 
     # -- prefill budget: the full window in the background ----------------------------
-
-    def _uncached_tokens(self, prompt: str) -> float:
-        """About how many tokens of `prompt` the backend's KV cache does not hold."""
-        shared = shared_prefix_length(prompt, self._kv_prompt)
-        return (len(prompt) - shared) / CHARS_PER_TOKEN
-
-    def _started_prompt(self, prompt: str, completed: bool) -> None:
-        """Record what the KV cache holds after a generation on `prompt` (worker thread):
-        all of it once the prefill completed, else only what it shared with before."""
-        if completed:
-            self._kv_prompt = prompt
-        else:
-            self._kv_prompt = prompt[: shared_prefix_length(prompt, self._kv_prompt)]
 
     def _cancel_grow(self, uri: str) -> None:
         timer = self._grow_timers.pop(uri, None)
@@ -350,20 +346,14 @@ class Engine:
 
         def job(flag: CancelFlag) -> None:
             current = self.current
-            if current.spec is None or current.backend.name in REMOTE_BACKENDS:
+            if not current.serving or not current.backend.capabilities.local_prefix_cache:
                 return
+            assert current.spec is not None
             prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
             request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
-            completed = False
-            stream = current.backend.stream(request)
-            try:
-                for chunk in stream:
-                    completed = chunk.prefill_ms is not None
-                    break
-            finally:
-                close_stream(stream)
-                self._started_prompt(prompt.text, completed)
-            if completed:
+            result = consume(current.backend, request,
+                             lambda result, chunk: "prefilled" if result.prefilled else "")
+            if result.prefilled:
                 self.metrics.count(counter)
 
         try:
@@ -378,8 +368,8 @@ class Engine:
                   error.__class__.__name__, error, backoff)
 
     def _hung(self, reason: str) -> None:
-        """The worker thread is stuck in the engine: serve templates until a restart,
-        which starts a fresh worker (the stuck thread is abandoned)."""
+        """An in-process engine (remote) is stuck: serve templates until a restart, which
+        starts a fresh worker (the stuck thread is abandoned)."""
         self.metrics.count("modelHangs")
         self.health.mark_hung(reason)
         log.error("model hung (%s): serving templates until companion/restart", reason)
@@ -387,29 +377,26 @@ class Engine:
     def _generate(
         self,
         ctx: CursorContext,
+        narrow: CursorContext | None,
         flag: CancelFlag,
         started: float,
         automatic: bool = False,
-        narrow: Callable[[], CursorContext] | None = None,
     ) -> Suggestion:
         """Run one generation on the worker thread, stopping as soon as it is complete.
 
         Reads `self.current` here, on the worker: model loads run on the same thread, so
-        the backend cannot be swapped out from under a generation. When the prompt would
-        cost more than PREFILL_BUDGET_TOKENS of prefill, `narrow()` gives a smaller one.
+        the backend cannot be swapped out from under a generation. `narrow` (a context
+        with a shorter prefix) runs instead when the backend's cache lacks too much of
+        the full prompt: the backend decides, since it knows what its cache holds.
         """
         current = self.current
-        if current.spec is None:
+        if not current.serving or current.spec is None:
             return self._template_suggestion(ctx, started)
-        prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
-        narrowed = False
-        if (narrow is not None and current.backend.name not in REMOTE_BACKENDS
-                and self._uncached_tokens(prompt.text) > PREFILL_BUDGET_TOKENS):
-            small = narrow()
-            if len(small.prefix) < len(ctx.prefix):
-                ctx, narrowed = small, True
-                prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
-        post = PostContext(ctx)
+        family, fim = current.spec.family, current.spec.fim
+        prompt = build_prompt(ctx, family, fim)
+        small = build_prompt(narrow, family, fim) if narrow is not None else None
+        posts = {False: PostContext(ctx), True: PostContext(narrow or ctx)}
+        prompts = {False: prompt, True: small or prompt}
         context_ms = (time.perf_counter() - started) * 1000
         budget_ms = self.settings.inline_deadline_ms
         if automatic:
@@ -424,65 +411,51 @@ class Engine:
             prefix=ctx.prefix,
             suffix=ctx.suffix,
             language=ctx.language,
+            narrow_prompt=small.text if small is not None else "",
+            prefill_budget_tokens=PREFILL_BUDGET_TOKENS if small is not None else 0,
             cancel=flag,
         )
-        raw = output = ""
-        tokens = prompt_tokens = cached_tokens = 0
-        finish = ""
-        prefill_ms = 0.0
-        generation_started = time.perf_counter()
-        stream = current.backend.stream(request)
-        prefilled = False
-        try:
-            for chunk in stream:
-                output += chunk.text
-                raw = prompt.healed(output)
-                tokens += chunk.tokens
-                if chunk.prefill_ms is not None:
-                    prompt_tokens, cached_tokens = chunk.prompt_tokens, chunk.cached_tokens
-                    prefill_ms = chunk.prefill_ms
-                    prefilled = True
-                if chunk.finish_reason:
-                    finish = chunk.finish_reason
-                    break
-                stop_at = min((raw.find(s) for s in prompt.stop if s in raw), default=-1)
-                if stop_at >= 0:
-                    raw, finish = raw[:stop_at], "stop"
-                    break
-                if looping(raw[-96:]):  # the filters cut the loop; no need to finish it
-                    finish = "loop"
-                    break
-                if time.perf_counter() > hard_budget and clean(raw, post).text:
-                    finish = "deadline"  # as-you-type: no line end in sight, show what is there
-                    break
-                if "\n" in chunk.text:
-                    if is_finished(raw, post):
-                        finish = "complete"
-                        break
-                    # Over budget: return what is there at this line end, if anything.
-                    if time.perf_counter() > soft_deadline and clean(raw, post).text:
-                        finish = "deadline"
-                        break
-        finally:
-            close_stream(stream)
-            self._started_prompt(request.prompt, prefilled)
-        generation_ms = (time.perf_counter() - generation_started) * 1000
-        self.metrics.generation(tokens, generation_ms / 1000)
-        if flag.cancelled:
-            finish = "cancelled"
-        cleaned = clean(raw, post)
+
+        def rule(result: StreamResult, chunk: Chunk) -> str:
+            """Stop at a stop string, a loop, the end of the block, or the budget."""
+            used, post = prompts[result.narrowed], posts[result.narrowed]
+            raw = used.healed(result.output)
+            stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
+            if stop_at >= 0:
+                return "stop"
+            if looping(raw[-96:]):  # the filters cut the loop; no need to finish it
+                return "loop"
+            if time.perf_counter() > hard_budget and clean(raw, post).text:
+                return "deadline"  # as-you-type: no line end in sight, show what is there
+            if "\n" in chunk.text:
+                if is_finished(raw, post):
+                    return "complete"
+                # Over budget: return what is there at this line end, if anything.
+                if time.perf_counter() > soft_deadline and clean(raw, post).text:
+                    return "deadline"
+            return ""
+
+        result = consume(current.backend, request, rule)
+        used, post = prompts[result.narrowed], posts[result.narrowed]
+        raw = used.healed(result.output)
+        stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
+        if stop_at >= 0:
+            raw = raw[:stop_at]
+        generation_ms = result.seconds * 1000
+        self.metrics.generation(result.tokens, result.seconds)
+        finish = "cancelled" if flag.cancelled else result.finish
         return Suggestion(
-            cleaned.text,
+            clean(raw, post).text,
             "model",
             (time.perf_counter() - started) * 1000,
-            tokens,
-            prompt_tokens,
-            cached_tokens,
+            result.tokens,
+            result.prompt_tokens,
+            result.cached_tokens,
             finish,
             context_ms=context_ms,
-            prefill_ms=prefill_ms,
-            decode_ms=max(0.0, generation_ms - prefill_ms),
-            narrowed=narrowed,
+            prefill_ms=result.prefill_ms,
+            decode_ms=max(0.0, generation_ms - result.prefill_ms),
+            narrowed=result.narrowed,
         )
 
     # -- warm-up -----------------------------------------------------------------------------
@@ -492,7 +465,9 @@ class Engine:
         so that the first suggestion in it reuses that prefix instead of paying for it.
 
         It runs under the document's key: the first real request cancels what is left."""
-        if self.current.spec is None or not text.strip():
+        current = self.current
+        if (not current.serving or not current.backend.capabilities.local_prefix_cache
+                or not text.strip()):
             return
         budget = int((self.settings.context_tokens - self.settings.max_tokens)
                      * CHARS_PER_TOKEN * 0.8)
@@ -509,12 +484,19 @@ class Engine:
     ) -> str | None:
         """The model's answer to `prompt` (None with no model loaded), on the generation
         thread; `key` groups requests that supersede each other."""
-        if self.current.spec is None:
+        if not self.current.serving:
             return None
+
+        def stop_strings(result: StreamResult, chunk: Chunk) -> str:
+            hits = [result.output.find(s) for s in prompt.stop if s in result.output]
+            if hits:
+                result.output = result.output[: min(hits)]
+                return "stop"
+            return ""
 
         def job(flag: CancelFlag) -> str | None:
             current = self.current
-            if current.spec is None:
+            if not current.serving:
                 return None
             request = GenerationRequest(
                 prompt=prompt.text,
@@ -524,60 +506,6 @@ class Engine:
                 messages=[{"role": role, "content": text} for role, text in prompt.messages],
                 cancel=flag,
             )
-            output = ""
-            prefilled = False
-            stream = current.backend.stream(request)
-            try:
-                for chunk in stream:
-                    prefilled = prefilled or chunk.prefill_ms is not None
-                    output += chunk.text
-                    hits = [output.find(s) for s in prompt.stop if s in output]
-                    if hits:
-                        output = output[: min(hits)]
-                        break
-                    if chunk.finish_reason:
-                        break
-            finally:
-                close_stream(stream)
-                self._started_prompt(request.prompt, prefilled)
-            return output.strip()
+            return consume(current.backend, request, stop_strings).output.strip()
 
         return await self.scheduler.run(key, job, CancelFlag())
-
-    # -- status ------------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        """The `companion/status` payload (never includes secrets)."""
-        import psutil
-
-        current = self.current
-        info = current.backend.info()
-        snapshot = self.metrics.snapshot()
-        inline = snapshot["latency"].get("inline", {})
-        rss = psutil.Process(os.getpid()).memory_info().rss / 2**20
-        return {
-            "backend": info.name,
-            "model": info.model,
-            "device": info.device,
-            "state": "degraded" if self.health.degraded and current.spec else current.state,
-            "health": self.health.to_dict(),
-            "inFlight": self.scheduler.in_flight,
-            "reason": current.reason,
-            "steps": list(current.steps),
-            "loadSeconds": round(current.load_seconds, 2),
-            "memoryMB": round(rss, 1),
-            "hardware": current.hardware,
-            "modelMemoryMB": info.memory_mb,
-            "contextTokens": info.context_tokens,
-            "requests": snapshot["requests"],
-            "latency": {
-                "p50Ms": inline.get("p50Ms"),
-                "p95Ms": inline.get("p95Ms"),
-                "lastMs": inline.get("lastMs"),
-            },
-            "latencyByKind": snapshot["latency"],
-            "generatedTokens": snapshot["generatedTokens"],
-            "tokensPerSecond": snapshot["tokensPerSecond"],
-            "shown": snapshot["requests"].get("shown", 0),
-            "accepted": snapshot["requests"].get("accepted", 0),
-        }

@@ -76,7 +76,8 @@ class CompanionServer(LanguageServer):
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self.history = History(warn=self._warn_from_thread)
         self.load_failures = 0  # loads that crashed or ended on templates unasked
-        self._model_trouble_seen = {"modelErrors": 0, "modelHangs": 0}
+        self._model_trouble_seen = {"modelErrors": 0, "modelHangs": 0, "engineCrashes": 0}
+        self.engine.supervisor.on_event = self._warn_from_thread
 
     @property
     def settings(self) -> Settings:
@@ -123,13 +124,16 @@ class CompanionServer(LanguageServer):
     def note_model_trouble(self) -> None:
         """Record model errors and hangs the engine counted since the last look."""
         metrics = self.engine.metrics
-        for counter, kind in (("modelErrors", "model-error"), ("modelHangs", "hang")):
+        for counter, kind in (("modelErrors", "model-error"), ("modelHangs", "hang"),
+                              ("engineCrashes", "crash")):
             new = metrics.get(counter) - self._model_trouble_seen[counter]
             if new > 0:
                 self._model_trouble_seen[counter] += new
                 backend, model = self.model_names()
                 for _ in range(min(new, 10)):
-                    self.history.event(kind, backend, model, self.engine.health.last_error)
+                    detail = (self.engine.supervisor.last_crash if kind == "crash"
+                              else self.engine.health.last_error)
+                    self.history.event(kind, backend, model, detail)
 
     # -- documents -----------------------------------------------------------------------
 
@@ -179,17 +183,18 @@ class CompanionServer(LanguageServer):
             return False
         return self.apply_settings(values[0] if values else None)
 
-    def start_loading(self) -> None:
-        """(Re)load the model in the background; requests meanwhile get templates."""
+    def start_loading(self, reset: bool = False) -> None:
+        """(Re)load the model in the background; requests meanwhile get templates.
+        `reset` (companion/restart) forgets this session's engine crashes."""
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
-        self._load_task = asyncio.ensure_future(self._load())
+        self._load_task = asyncio.ensure_future(self._load(reset))
 
     def _progress_supported(self) -> bool:
         window = self.client_capabilities.window
         return bool(window and window.work_done_progress)
 
-    async def _load(self) -> None:
+    async def _load(self, reset: bool = False) -> None:
         token = f"companion-load-{uuid.uuid4()}"
         progress = self._progress_supported()
         loop = asyncio.get_running_loop()
@@ -219,7 +224,7 @@ class CompanionServer(LanguageServer):
                 )
 
         try:
-            state = await self.engine.reload(on_step)
+            state = await self.engine.reload(on_step, reset)
         except Exception as error:  # the ladder catches model errors; this is a bug
             log.exception("model load crashed")
             self.load_failures += 1
