@@ -1,8 +1,10 @@
 """Hover explanations: the static facts about a symbol and the model's explanation.
 
-`find_definition` locates the definition of the name under the cursor in the document
-(functions, classes, methods, assignments, parameters, imports) with `ast`, falling back
-to an indentation scan while the file does not parse (as it often does mid-typing).
+`find_definition` locates the definition of the name under the cursor in the document.
+In Python (functions, classes, methods, assignments, parameters, imports) it reads the
+`ast`, falling back to an indentation scan while the file does not parse (as it often
+does mid-typing); in every other language the tree-sitter tree (`engine.definitions`:
+signature, doc comment, imports).
 `Explainer` caches the model's explanations keyed by the definition's text, so the next
 hover on an unchanged definition is instant, and finishes explanations that missed the
 hover deadline in the background.
@@ -18,7 +20,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from companion.engine import definitions
 from companion.engine.context import split_lines
+from companion.engine.languages import LanguageSpec, spec_for
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER = re.compile(r"^(\s*)(?:async\s+def|def|class)\s+(\w+)")
@@ -36,6 +40,7 @@ class Definition:
     source: str  # the definition's full text, capped
     line: int  # 0-based line of the definition
     use_line: str  # the line under the cursor when it is a use, not the definition
+    language: str = "python"  # the spec id (`engine.languages`)
 
     @property
     def cache_key(self) -> str:
@@ -117,7 +122,8 @@ def _from_ast(tree: ast.Module, lines: list[str], name: str, line: int) -> Defin
 
 def _as_definition_site(definition: Definition) -> Definition:
     return Definition(definition.name, definition.kind, definition.signature,
-                      definition.docstring, definition.source, definition.line, "")
+                      definition.docstring, definition.source, definition.line, "",
+                      definition.language)
 
 
 def _from_scan(lines: list[str], name: str, line: int) -> Definition | None:
@@ -150,11 +156,39 @@ def _scan_docstring(body: list[str]) -> str:
     return ""
 
 
-def find_definition(text: str, line: int, column: int) -> Definition | None:
-    """The definition of the name at (line, column); None for keywords and unknowns."""
+def _from_tree(spec: LanguageSpec, lines: list[str], line: int,
+               column: int) -> Definition | None:
+    """The definition of the name at (line, column) from the tree, chosen as in Python:
+    the one named on the cursor's line, else the nearest above, else the first below."""
+    text = "\n".join(lines)
+    name = definitions.name_at(spec, text, line, column)
+    found = definitions.definitions(spec, text, name) if name else []
+    if not found:
+        return None
+    use_line = lines[line].strip()
+
+    def as_definition(item: definitions.Found, use: str) -> Definition:
+        return Definition(item.name, item.kind, item.signature, item.doc, item.source,
+                          item.line, use, spec.id)
+
+    for item in found:
+        if item.name_line == line:
+            return as_definition(item, "")
+    above = [item for item in found if item.name_line < line]
+    chosen = max(above, key=lambda item: item.name_line) if above else found[0]
+    return as_definition(chosen, use_line)
+
+
+def find_definition(text: str, line: int, column: int, language: str = "python",
+                    path: str = "") -> Definition | None:
+    """The definition of the name at (line, column) in a document in `language` (a VS
+    Code language id); None for keywords and unknowns."""
     lines = split_lines(text)
     if not 0 <= line < len(lines):
         return None
+    spec = spec_for(language, path)
+    if spec.id != "python":
+        return _from_tree(spec, lines, line, column)
     name = word_at(lines[line], column)
     if not name or name in KEYWORDS:
         return None
@@ -171,7 +205,8 @@ KEYWORDS = frozenset(keyword.kwlist) | {"self", "cls"}
 def static_markdown(definition: Definition, path: str = "") -> str:
     """The part of the hover that needs no model: signature, docstring, location."""
     where = f"{path.rsplit('/', 1)[-1]}:" if path else "line "
-    parts = [f"```python\n{definition.signature}\n```",
+    fence = spec_for(definition.language).tag
+    parts = [f"```{fence}\n{definition.signature}\n```",
              f"*{definition.kind}* `{definition.name}`, defined at {where}{definition.line + 1}"]
     if definition.docstring:
         parts.append(definition.docstring.strip())
@@ -179,12 +214,23 @@ def static_markdown(definition: Definition, path: str = "") -> str:
 
 
 def explanation_question(definition: Definition, question: str = "") -> str:
-    """What the model is asked about a definition."""
+    """What the model is asked about a definition, in its language's name."""
     if question:
         return question
     subject = {"function": "function", "method": "method", "class": "class"}.get(
         definition.kind, "code")
-    return f"Explain briefly what this Python {subject} does."
+    return f"Explain briefly what this {language_name(definition.language)} {subject} does."
+
+
+def language_name(language: str, path: str = "") -> str:
+    """The language as a person names it ("TypeScript"), for prompts."""
+    spec = spec_for(language, path)
+    return spec.name if spec.id else "code"
+
+
+def selection_question(language: str, path: str = "") -> str:
+    """What the model is asked about selected code."""
+    return f"Explain briefly what this {language_name(language, path)} code does."
 
 
 class Explainer:

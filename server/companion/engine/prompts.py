@@ -4,7 +4,9 @@ FIM families get their fill-in-the-middle template (prefix, suffix, then the hol
 Models without FIM tokens (SmolLM2, the embedded default) get plain continuation of the
 prefix; the code after the cursor can be fed to them ahead of the prefix as a commented
 excerpt (`suffix_context_chars`, off by default: see SUFFIX_CONTEXT_CHARS), and it always
-informs post-processing (no suggestion repeats what follows the cursor). The chat
+informs post-processing (no suggestion repeats what follows the cursor). Excerpts are
+commented in the document's language (`engine.languages`), and explanations name the
+language in their system prompt. The chat
 template does not help here: with SmolLM2-135M-Instruct a "```python" assistant turn
 scored 0 of 40 HumanEval first lines against 7 of 40 for plain continuation.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from companion.engine.context import CursorContext
+from companion.engine.languages import spec_for
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,6 @@ FIM_TEMPLATES: dict[str, FimTemplate] = {
 
 INSTRUCT_FENCE_FAMILIES = frozenset({"smollm2", "generic"})
 
-COMMENT_PREFIX = {"python": "# ", "ruby": "# ", "shell": "# ", "r": "# ", "yaml": "# "}
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,12 @@ class Prompt:
         return output[len(self.heal) :] if output.startswith(self.heal) else output
 
 
-def _comment(language: str) -> str:
-    return COMMENT_PREFIX.get(language, "// ")
+def comment_prefix(language: str, path: str = "") -> str:
+    """What starts a line comment in `language` ("# ", "// ", "-- ")."""
+    spec = spec_for(language, path)
+    if spec.line_comment:
+        return spec.line_comment + " "
+    return "// " if not spec.block_comment else spec.block_comment[0] + " "
 
 
 # How much of the code after the cursor a model without FIM sees, as a commented excerpt
@@ -103,7 +109,7 @@ def build_prompt(
     if suffix_context_chars and below.strip():
         excerpt = below[:suffix_context_chars]
         excerpt = excerpt[: excerpt.rfind("\n")] if "\n" in excerpt else excerpt
-        comment = _comment(context.language)
+        comment = comment_prefix(context.language, context.path)
         name = context.path.rsplit("/", 1)[-1] or "file"
         header = (
             f"{comment}Code that follows in {name} (for reference):\n"
@@ -120,10 +126,12 @@ CHATML_FAMILIES = frozenset({"smollm2", "qwen2.5-coder", "generic", "gpt-oss"})
 DEFAULT_SYSTEM = {"smollm2": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
 
 
-def chat_prompt(family: str, user: str, system: str = "") -> Prompt:
+def chat_prompt(family: str, user: str, system: str = "", language: str = "Python"
+                ) -> Prompt:
     """A one-turn chat prompt in the family's template (ChatML for the instruct models we
-    know); base models without a chat template get a plain question/answer layout."""
-    system = system or DEFAULT_SYSTEM.get(family, "You are a concise Python expert.")
+    know); base models without a chat template get a plain question/answer layout.
+    `language` is the name of the code's language ("Go"), for the system prompt."""
+    system = system or DEFAULT_SYSTEM.get(family, f"You are a concise {language} expert.")
     messages = (("system", system), ("user", user))
     if family in CHATML_FAMILIES:
         text = (

@@ -15,8 +15,14 @@ from lsprotocol import types
 
 from companion import scaffolds
 from companion.engine.context import split_lines, utf16_to_index
-from companion.engine.explain import Definition, explanation_question, find_definition
+from companion.engine.explain import (
+    Definition,
+    explanation_question,
+    find_definition,
+    selection_question,
+)
 from companion.engine.explain import static_markdown as static_part
+from companion.engine.languages import spec_for
 from companion.engine.testfill import model_assertions, with_examples
 from companion.lsp.hover import EXPLAIN_TIMEOUT_S, explain, explain_prompt_text
 from companion.lsp.server import CompanionServer
@@ -186,8 +192,10 @@ def register(server: CompanionServer) -> None:
         except (KeyError, TypeError, ValueError, IndexError):
             return "Companion: the range is not a valid LSP range in this document."
         definition: Definition | None = None
+        language = document.language_id or ""
         if (first, begin) == (last, finish):  # an empty selection: the symbol under it
-            definition = find_definition(document.source, first, begin)
+            definition = find_definition(document.source, first, begin, language,
+                                         document.path)
             if definition is None:
                 return "Companion: nothing to explain here; select some code."
             code = definition.source
@@ -197,10 +205,11 @@ def register(server: CompanionServer) -> None:
             selected[-1] = selected[-1][:finish]
             selected[0] = selected[0][begin:]
             code = "\n".join(selected)
-            question = question or "Explain briefly what this Python code does."
+            question = question or selection_question(language, document.path)
         key = f"{hash((code, question))}"
-        answer = await explain(ls, key, explain_prompt_text(definition, code, question),
-                               EXPLAIN_TIMEOUT_S)
+        spec = spec_for(language, document.path)
+        answer = await explain(ls, key, explain_prompt_text(definition, code, question, spec.id),
+                               EXPLAIN_TIMEOUT_S, spec.id)
         header = static_part(definition, document.path) + "\n\n---\n\n" if definition else ""
         if answer:
             return f"{header}**✦ Companion:** {answer}"

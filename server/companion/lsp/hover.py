@@ -17,9 +17,11 @@ from companion.engine.explain import (
     Definition,
     explanation_question,
     find_definition,
+    language_name,
     static_markdown,
     word_at,
 )
+from companion.engine.languages import spec_for
 from companion.engine.prompts import chat_prompt
 from companion.lsp.server import CompanionServer
 
@@ -30,9 +32,12 @@ EXPLAIN_TIMEOUT_S = 30.0
 PENDING_NOTE = "*Companion is still writing an explanation: hover again in a moment.*"
 
 
-def explain_prompt_text(definition: Definition | None, code: str, question: str) -> str:
-    """The user message: the question, the code, and where it is used."""
-    user = f"{question}\n\n```python\n{code}\n```"
+def explain_prompt_text(definition: Definition | None, code: str, question: str,
+                        language: str = "") -> str:
+    """The user message: the question, the code (fenced in its language), and where it
+    is used."""
+    language = language or (definition.language if definition is not None else "python")
+    user = f"{question}\n\n```{spec_for(language).tag}\n{code}\n```"
     if definition is not None and definition.use_line:
         user += f"\n\nIt is used here: `{definition.use_line}`"
     return user
@@ -43,9 +48,11 @@ async def explain(
     key: str,
     user: str,
     deadline_s: float,
+    language: str = "python",
 ) -> str | None:
     """The cached explanation for `key`, or one generated within `deadline_s` seconds
-    (None past it: generation continues and fills the cache)."""
+    (None past it: generation continues and fills the cache). `language` is the code's
+    VS Code language id."""
     cached = ls.explainer.get(key)
     if cached is not None:
         ls.engine.metrics.count("hoverCacheHits")
@@ -55,7 +62,7 @@ async def explain(
         return None
     task = ls.explain_tasks.get(key)
     if task is None:
-        prompt = chat_prompt(spec.family, user)
+        prompt = chat_prompt(spec.family, user, language=language_name(language))
 
         async def generate() -> str | None:
             try:
@@ -98,7 +105,8 @@ def register(server: CompanionServer) -> None:
             return None
         line = lines[position.line]
         column = utf16_to_index(line, position.character, ls.position_encoding)
-        definition = find_definition(text, position.line, column)
+        language = document.language_id or ""
+        definition = find_definition(text, position.line, column, language, document.path)
         if definition is None:
             return None
         value = static_markdown(definition, document.path)
@@ -109,12 +117,13 @@ def register(server: CompanionServer) -> None:
             key,
             explain_prompt_text(definition, definition.source, question),
             ls.settings.hover_deadline_ms / 1000,
+            definition.language,
         )
         if explanation:
             value += f"\n\n---\n\n**✦ Companion:** {explanation}"
         elif key in ls.explain_tasks:
             value += f"\n\n---\n\n{PENDING_NOTE}"
-        word = word_at(line, column)
+        word = word_at(line, column) or definition.name
         start = line.find(word, max(0, column - len(word)))
         hover_range = None
         if start >= 0:
