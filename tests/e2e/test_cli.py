@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from companion.models import hardware
+from tests.e2e.conftest import LOCAL_BACKENDS
 
 
 def companion(*args: str, env: dict[str, str] | None = None, timeout: float = 600
@@ -26,7 +30,8 @@ def test_doctor_json_reports_hardware_backends_choice_and_self_test() -> None:
     assert report["hardware"]["total_ram_mb"] > 0
     assert report["backends"]["llamacpp"]["available"] is True
     assert report["backends"]["templates"]["available"] is True
-    assert report["backend"]["name"] == "llamacpp"
+    chosen = report["backend"]["name"]  # what auto picks on this machine
+    assert chosen in LOCAL_BACKENDS and report["backends"][chosen]["available"] is True
     assert report["model"]["name"] == "smollm2-135m-instruct"
     test = report["selfTest"]
     assert test["ok"] is True
@@ -48,7 +53,12 @@ def test_models_list_shows_the_embedded_model_present() -> None:
     rows = {row["id"]: row for row in json.loads(result.stdout)}
     assert rows["smollm2-135m-instruct"]["present"] is True
     assert rows["smollm2-135m-instruct"]["fits"] is True
-    assert rows["gpt-oss-20b"]["fits"] is False  # needs a GPU
+    big = rows["gpt-oss-20b"]
+    hw = hardware.probe()
+    if not (hw.cuda or hw.apple_silicon):
+        assert big["fits"] is False  # it needs a GPU, and this machine has none
+    elif big["fits"]:  # a GPU with room: it says at which size
+        assert big["quantization"] and big["needsMB"] > 0
     assert "qwen2.5-coder-1.5b" in rows
 
 
@@ -75,7 +85,7 @@ def test_bench_latency_json() -> None:
     result = companion("bench", "latency", "--json", "--keystrokes", "6")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["backend"] == "llamacpp"
+    assert report["backend"] in LOCAL_BACKENDS  # what auto picks on this machine
     assert report["typing"]["keystrokes"] == 6
     assert report["typing"]["latency"]["count"] == 6
     assert report["coldStartS"] > 0 and report["firstCompletionMs"] > 0
@@ -96,7 +106,7 @@ def test_demo_prints_ghost_text_items_hover_and_actions_with_timings() -> None:
     result = companion("demo", timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "llamacpp · smollm2-135m-instruct" in out
+    assert re.search(rf"\b({'|'.join(LOCAL_BACKENDS)}) · smollm2-135m-instruct\b", out), out
     sections = out.split("] inline completion at ")[1:]
     assert len(sections) == 3
     for section in sections:  # each shows non-empty ghost text

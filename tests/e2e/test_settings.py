@@ -9,7 +9,15 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status, wait_ready
+from tests.e2e.conftest import (
+    assert_default_backend,
+    cursor_of,
+    inline,
+    insert_text,
+    open_document,
+    status,
+    wait_ready,
+)
 
 MakeClient = Callable[..., Awaitable[LanguageClient]]
 
@@ -32,12 +40,14 @@ async def test_invalid_settings_warn_once_and_use_defaults(make_client: MakeClie
     warnings = [m.message for m in client.log_messages if m.type == types.MessageType.Warning]
     assert any("companion.maxTokens" in message for message in warnings)
     assert any("companion.colour" in message for message in warnings)
-    assert current["backend"] == "llamacpp"  # the rest of the settings still apply
+    # The rest of the settings still apply: `auto` picks this machine's local backend.
+    assert current["settings"]["backend"] == "auto"
+    assert_default_backend(current)
 
 
 async def test_configuration_change_switches_backend(make_client: MakeClient) -> None:
     client = await make_client({})
-    assert (await status(client))["backend"] == "llamacpp"
+    assert_default_backend(await status(client))  # whichever local backend auto chose
     client.set_configuration({"companion": {"backend": "templates", "maxTokens": 16}})
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings=None)
