@@ -17,8 +17,8 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from companion.engine.blocks import CLOSER_LINE
-from companion.engine.brackets import CLOSING, OPENERS, scan
-from companion.engine.languages import LanguageSpec, spec_for
+from companion.engine.brackets import balance
+from companion.engine.languages import spec_for
 from tests.e2e.conftest import cursor_of, inline, insert_text
 
 MakeClient = Callable[..., Awaitable[LanguageClient]]
@@ -69,17 +69,6 @@ def _open(client: LanguageClient, language: str, name: str, text: str) -> str:
     return uri
 
 
-def _balance(text: str, spec: LanguageSpec) -> tuple[bool, int]:
-    """(a closer that closes nothing or the wrong bracket, how many are left open)."""
-    stack: list[str] = []
-    for _, char in scan(text, spec).brackets:
-        if char in OPENERS:
-            stack.append(char)
-        elif not stack or stack.pop() != CLOSING[char]:
-            return True, len(stack)
-    return False, len(stack)
-
-
 def _next_statement(document: str) -> str:
     """The first line after the cursor's that is more than closers."""
     after = document.split("█", 1)[1]
@@ -102,8 +91,8 @@ async def test_ghost_text_keeps_brackets_balanced_in_every_language(
         log.warning("%s ghost text: %r", language, ghost)
         answered += bool(ghost.strip())
         spec = spec_for(language)
-        _, open_before = _balance(text, spec)
-        stray, open_after = _balance(document.replace("█", ghost), spec)
+        _, open_before = balance(text, spec)
+        stray, open_after = balance(document.replace("█", ghost), spec)
         # No closer the code after the cursor already has, nothing left open.
         assert not stray, f"{language}: a closer too many in {ghost!r}"
         assert open_after <= open_before, f"{language}: brackets left open by {ghost!r}"

@@ -212,3 +212,23 @@ def not_closed_by_suffix(open_before: list[Opened],
             break
     left.extend(reversed(open_before[: position + 1]))
     return list(reversed(left))
+
+
+def balance(code: str, spec: LanguageSpec) -> tuple[bool, int]:
+    """(whether a closer closes nothing or the wrong bracket, how many stay open): how a
+    document's brackets stand, for tests and benchmarks."""
+    stack: list[str] = []
+    for _, char in scan(code, spec).brackets:
+        if char in OPENERS:
+            stack.append(char)
+        elif not stack or stack.pop() != CLOSING[char]:
+            return True, len(stack)
+    return False, len(stack)
+
+
+def leaves_balanced(document: str, inserted: str, marker: str, spec: LanguageSpec) -> bool:
+    """Does inserting `inserted` at `marker` in `document` leave its brackets no worse:
+    no stray closer where there was none, no more brackets open than before?"""
+    stray_before, open_before = balance(document.replace(marker, ""), spec)
+    stray_after, open_after = balance(document.replace(marker, inserted), spec)
+    return (stray_before or not stray_after) and open_after <= open_before

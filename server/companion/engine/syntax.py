@@ -108,12 +108,12 @@ def _enclosing(node: Node | None, offset: int) -> tuple[bool, bool]:
             node.start_byte < offset == node.end_byte and node.type.endswith("comment")
             and not node.text.endswith(b"*/")  # type: ignore[union-attr]
         )
+        if "interpolation" in node.type or node.type == "template_substitution":
+            return False, False  # `${code}` in a string is code
         if inside and "comment" in node.type:
             return False, True
         if inside and _is_string(node.type):
             return True, False
-        if "interpolation" in node.type or node.type == "template_substitution":
-            return False, False
         node = node.parent
     return False, False
 
