@@ -30,7 +30,7 @@ from companion.engine.brackets import (
 )
 from companion.engine.context import CursorContext
 from companion.engine.languages import LanguageSpec, spec_for
-from companion.engine.repetition import cut_loop, looping
+from companion.engine.repetition import looping, repetition
 
 __all__ = ["CLOSING", "OPENERS", "PostContext", "clean", "is_finished", "looping"]
 
@@ -43,7 +43,6 @@ _DEFINITION = re.compile(
     r"(?:\([^)]*\)\s*)?(\w+)"
 )
 _CONTINUATIONS = re.compile(r"^(elif\b|else\b|except\b|finally\b|case\b)")
-LONG_LINE = 16  # a line this long written twice in a row is a loop (shorter ones: three)
 STATEMENT_WINDOW_LINES = 30  # how far back the brackets open at the cursor are read
 
 INDENT_UNIT = 4
@@ -287,34 +286,6 @@ def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
             outer.pop()
         elif not ctx.spec.lenient_closers:
             return text[:index].rstrip(), True
-    return text, False
-
-
-def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
-    """Cut where the model loops (`engine.repetition`: a short unit repeated eight times
-    or more in a row, a longer one four times, never inside a number and never a
-    separator line), a non-trivial line repeated twice in a row, or a first line that
-    repeats the line right above the cursor."""
-    text, cut = cut_loop(text)
-    if cut:
-        return text, True
-    lines = text.split("\n")
-    above = [line for line in ctx.cursor.prefix.split("\n")[:-1] if line.strip()]
-    if (
-        ctx.cursor.mode == "block"
-        and above
-        and lines[0].strip()
-        and lines[0].strip() == above[-1].strip()
-        and len(lines[0].strip()) > 3
-        and not blocks.CLOSER_LINE.match(lines[0].strip())
-    ):
-        return "", True
-    for index in range(1, len(lines)):
-        line = lines[index].strip()
-        if line != lines[index - 1].strip() or len(line) <= 3:
-            continue
-        if len(line) >= LONG_LINE or (index >= 2 and line == lines[index - 2].strip()):
-            return "\n".join(lines[: index if len(line) >= LONG_LINE else index - 1]), True
     return text, False
 
 

@@ -19,9 +19,16 @@ that the suggestion never ends in an unterminated string.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+from companion.engine.blocks import CLOSER_LINE
+
+if TYPE_CHECKING:
+    from companion.engine.postprocess import PostContext
 
 MAX_SINGLE_RUN = 80  # characters: longer than any separator line we keep
 MAX_NUMBER = 40  # a digit run longer than this is no number anyone writes
+LONG_LINE = 16  # a line this long written twice in a row is a loop (shorter ones: three)
 _SHORT_RUN = re.compile(r"(\S{1,4}?)\1{7,}")
 _LONG_RUN = re.compile(r"(\S{5,16}?)\1{3,}")  # "_macos_macos_macos_macos"
 _NUMBER = re.compile(
@@ -88,3 +95,31 @@ def cut_loop(text: str) -> tuple[str, bool]:
     if _inside_string(text[line_start:start]):
         start = line_start
     return text[:start].rstrip(), True
+
+
+def repetition(text: str, ctx: PostContext) -> tuple[str, bool]:
+    """Cut where the model loops (a short unit repeated eight times
+    or more in a row, a longer one four times, never inside a number and never a
+    separator line), a non-trivial line repeated twice in a row, or a first line that
+    repeats the line right above the cursor."""
+    text, cut = cut_loop(text)
+    if cut:
+        return text, True
+    lines = text.split("\n")
+    above = [line for line in ctx.cursor.prefix.split("\n")[:-1] if line.strip()]
+    if (
+        ctx.cursor.mode == "block"
+        and above
+        and lines[0].strip()
+        and lines[0].strip() == above[-1].strip()
+        and len(lines[0].strip()) > 3
+        and not CLOSER_LINE.match(lines[0].strip())
+    ):
+        return "", True
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
+        if line != lines[index - 1].strip() or len(line) <= 3:
+            continue
+        if len(line) >= LONG_LINE or (index >= 2 and line == lines[index - 2].strip()):
+            return "\n".join(lines[: index if len(line) >= LONG_LINE else index - 1]), True
+    return text, False
