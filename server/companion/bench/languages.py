@@ -20,9 +20,11 @@ import asyncio
 import json
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lsprotocol import types
 
 from companion.engine.brackets import leaves_balanced
 from companion.engine.context import build_context, split_lines
@@ -44,6 +46,7 @@ class Share:
     asked: int = 0  # distinct documents the live server was asked about
     served: int = 0  # its answers that leave the brackets balanced
     answered: int = 0  # its non-empty answers
+    examples: list[str] = field(default_factory=list)  # a few of its answers
 
 
 def load_cases(golden: Path) -> list[dict[str, Any]]:
@@ -102,12 +105,24 @@ async def served_shares(cases: list[dict[str, Any]], shares: dict[str, Share]) -
             lines = split_lines(before)
             path = folder / f"case{number}.{_EXTENSIONS.get(language, 'txt')}"
             uri = client.open(path, document.replace(MARKER, ""), language)
-            items = await client.inline(uri, len(lines) - 1, len(lines[-1]))
+            await client.idle()  # the opened file's warm-up first, as a reader would wait
+            # Invoked, as a user asking for a suggestion: the whole deadline, not the
+            # typing budget (this measures the output, not the speed).
+            result = await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(line=len(lines) - 1, character=len(lines[-1])),
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+            items = (result.items if isinstance(result, types.InlineCompletionList)
+                     else result or [])
             text = items[0].insert_text if items else ""
             ghost = text if isinstance(text, str) else text.value
             share = shares[language]
             share.asked += 1
             share.answered += bool(ghost.strip())
+            if ghost.strip() and len(share.examples) < 3:
+                share.examples.append(ghost)
             share.served += leaves_balanced(document, ghost, MARKER, spec_for(language))
             client.close_document(uri)
     finally:

@@ -305,19 +305,20 @@ def complete_statements(text: str, ctx: PostContext) -> tuple[str, bool]:
     a bracket open. Each candidate (the text up to a line
     end, longest first, with its own closers added: `blocks.closers`) is parsed in the
     document; the first that leaves no more syntax errors than the document had without
-    it wins. No candidate: no suggestion. Without a grammar the closers are added and
-    nothing is trimmed. A trim is not a cut: the model may still finish the statement.
+    it wins. No candidate: no suggestion. Without a grammar (plain text, unknown
+    languages) the text stays as it is. A trim is not a cut: the model may still finish
+    the statement.
     """
-    if not text.strip():
-        return text, False
+    if not text.strip() or not ctx.spec.grammar:
+        return text, False  # prose and unknown languages: nothing to close or parse
     first_line = ctx.cursor.line_prefix
     state = LexState() if first_line.strip() else ctx.lex_state
     opened = blocks.closers(text, first_line, ctx.spec, state, ctx.statement_open)
     if ctx.spec.blocks == "indent" and not opened:
         return text, False  # Python: only a suggestion that leaves a bracket open
     baseline = ctx.baseline_errors
-    if baseline is None:
-        return text + blocks.closers(text, first_line, ctx.spec, state, ctx.statement_open), False
+    if baseline is None:  # a grammar the installed language pack lacks
+        return text + opened, False
     lines = text.split("\n")
     for size in range(len(lines), 0, -1):
         kept = "\n".join(lines[:size]).rstrip()
