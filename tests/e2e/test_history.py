@@ -29,6 +29,9 @@ from tests.e2e.conftest import (
 from tests.e2e.test_inline import FUNCTION_BODY
 
 MakeClient = Callable[..., Awaitable[LanguageClient]]
+# These tests count what is recorded, not how fast: on a busy machine a default 2.5 s
+# deadline may end a generation with nothing to show, and an empty answer records nothing.
+PATIENT = {"inlineDeadlineMs": 30000}
 
 
 def stats(data_dir: Path, *args: str) -> dict[str, Any]:
@@ -76,7 +79,7 @@ def stored_rows(data_dir: Path) -> list[sqlite3.Row]:
 async def test_an_accepted_suggestion_is_recorded_and_reported(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
-    client = await make_client({}, env={"COMPANION_DATA_DIR": str(tmp_path)})
+    client = await make_client(PATIENT, env={"COMPANION_DATA_DIR": str(tmp_path)})
     text, position = cursor_of(FUNCTION_BODY)
     uri = open_document(client, text, "history.py")
     items = await inline(client, uri, position)
@@ -88,7 +91,7 @@ async def test_an_accepted_suggestion_is_recorded_and_reported(
     assert (current["shown"], current["accepted"]) == (1, 1)
     assert current["acceptanceRate"] == 1.0
     assert current["verdict"]["level"] in ("ok", "slow")
-    assert current["verdict"]["thresholds"]["slowP95Ms"] == 2500
+    assert current["verdict"]["thresholds"]["slowP95Ms"] == PATIENT["inlineDeadlineMs"]
     assert current["history"]["enabled"] is True
     assert current["history"]["path"] == str(tmp_path / "history.sqlite3")
 
@@ -110,7 +113,7 @@ async def test_an_accepted_suggestion_is_recorded_and_reported(
 async def test_partial_accepts_rejections_and_kept_text(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
-    client = await make_client({"historyKeepText": True},
+    client = await make_client({**PATIENT, "historyKeepText": True},
                                env={"COMPANION_DATA_DIR": str(tmp_path)})
     text, position = cursor_of(FUNCTION_BODY)
     uri = open_document(client, text, "partial.py")
@@ -148,7 +151,7 @@ async def test_partial_accepts_rejections_and_kept_text(
 
 
 async def test_history_disabled_writes_nothing(make_client: MakeClient, tmp_path: Path) -> None:
-    client = await make_client({"historyEnabled": False},
+    client = await make_client({**PATIENT, "historyEnabled": False},
                                env={"COMPANION_DATA_DIR": str(tmp_path)})
     text, position = cursor_of(FUNCTION_BODY)
     uri = open_document(client, text, "off.py")
@@ -219,7 +222,7 @@ async def test_a_corrupt_history_file_is_moved_aside_with_one_warning(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
     (tmp_path / "history.sqlite3").write_bytes(b"garbage, not SQLite\n" * 100)
-    client = await make_client({}, env={"COMPANION_DATA_DIR": str(tmp_path)})
+    client = await make_client(PATIENT, env={"COMPANION_DATA_DIR": str(tmp_path)})
     text, position = cursor_of(FUNCTION_BODY)
     items = await inline(client, open_document(client, text, "corrupt.py"), position)
     assert items, "suggestions do not depend on history"
