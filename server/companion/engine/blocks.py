@@ -76,14 +76,27 @@ def continues(line: str, spec: LanguageSpec) -> bool:
     return bool(_CONTINUES.search(line)) and not _COMPLETE.search(line)
 
 
+_GOES_ON = re.compile(
+    r"^(?:[\])}]|(?:end|else|elsif|elif|when|in|rescue|ensure|fi|done|esac|catch|finally"
+    r"|then|do)\b)")
+
+
+def _dedents(line: str, width: int) -> bool:
+    """Is `line` less indented than the cursor, and not a closer or a continuation of
+    the cursor's block (`} else {`, `elsif`, `rescue`)? Then the suggestion left it."""
+    indent = len(line) - len(line.lstrip(" \t"))
+    return indent < width and not _GOES_ON.match(line.strip())
+
+
 def scope_end(text: str, cursor_line: str, blank: bool, top_level: bool,
               spec: LanguageSpec, state: LexState, closed_below: bool = False
               ) -> tuple[str, bool]:
     """Keep the statement (or block) the cursor is in, no more.
 
     On a blank line ("block" mode) statements follow one another until the suggestion
-    closes the cursor's block; at the top level it stops at the first blank line after a
-    complete item (one definition). After code ("line" mode) the cursor's statement
+    closes the cursor's block or goes back to less indentation than the cursor's; at
+    the top level it stops at the first blank line after a complete item (one
+    definition). After code ("line" mode) the cursor's statement
     goes on while it has brackets or blocks open, or its line ends in an operator, and
     stops at the end of the line that completes it. A keyword that closes the cursor's
     block (`end`, `fi`) is left out when the code below already has it (`closed_below`);
@@ -105,6 +118,8 @@ def scope_end(text: str, cursor_line: str, blank: bool, top_level: bool,
                     return "\n".join(lines[:index]).rstrip("\n"), True
                 continue
             seen_body = True
+            if _dedents(line, len(cursor_line)) and depth >= 0:
+                return "\n".join(lines[:index]).rstrip(), True  # it left the block
             if depth < 0:  # this line closes the block the cursor is in
                 if closed_below and keyword_delta(line, spec) < 0:
                     return "\n".join(lines[:index]).rstrip(), True

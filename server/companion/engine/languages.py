@@ -27,8 +27,8 @@ class LanguageSpec:
     fence: str = ""  # the Markdown code fence tag
     # Closers that end a keyword block (Ruby `end`, shell `fi`/`done`/`esac`).
     end_keywords: tuple[str, ...] = ()
-    # A closing bracket that closes nothing is not a sign of a runaway suggestion
-    # (the shell's `case` patterns: `start)`).
+    # A `)` that closes nothing is not a sign of a runaway suggestion (the shell's
+    # `case` patterns: `start)`).
     lenient_closers: bool = False
     more_line_comments: tuple[str, ...] = ()  # PHP's `#` next to `//`
 

@@ -284,7 +284,7 @@ def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
             own.pop()
         elif outer and outer[-1] == CLOSING[char]:
             outer.pop()
-        elif not ctx.spec.lenient_closers:
+        elif not (ctx.spec.lenient_closers and char == ")"):
             return text[:index].rstrip(), True
     return text, False
 
