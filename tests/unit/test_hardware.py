@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -41,12 +42,17 @@ def test_to_dict_is_json_ready() -> None:
 @pytest.mark.skipif(
     shutil.which("nvidia-smi") is not None, reason="nvidia-smi adds its own latency"
 )
-def test_probe_is_fast_without_a_gpu() -> None:
-    hardware.probe()  # warm: first psutil call reads /proc and caches constants
-    started = time.perf_counter()
+def test_probe_is_cheap_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without nvidia-smi a probe starts no process and imports no GPU framework: it
+    only reads what psutil and platform know."""
+    started: list[object] = []
+    monkeypatch.setattr(hardware.subprocess, "run",
+                        lambda *args, **kwargs: started.append(args))
+    before = set(sys.modules)
     for _ in range(5):
         hardware.probe()
-    assert (time.perf_counter() - started) / 5 < 0.05
+    assert started == []
+    assert not {"torch", "mlx", "vllm"} & (set(sys.modules) - before)
 
 
 def test_parse_picks_the_gpu_with_most_free_memory() -> None:
@@ -69,7 +75,7 @@ def test_probe_detects_cuda_through_nvidia_smi(
     assert (hw.gpu_name, hw.gpu_total_mb, hw.gpu_free_mb) == ("NVIDIA H100 80GB HBM3", 81559, 80000)
 
 
-@pytest.mark.parametrize("script", ["exit 9", "echo 'NVIDIA-SMI has failed'", "sleep 5"])
+@pytest.mark.parametrize("script", ["exit 9", "echo 'NVIDIA-SMI has failed'", "sleep 30"])
 def test_a_failing_nvidia_smi_means_no_cuda(
     script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,7 +85,7 @@ def test_a_failing_nvidia_smi_means_no_cuda(
     started = time.perf_counter()
     hw = hardware.probe()
     assert not hw.cuda and hw.gpu_free_mb is None
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 20  # the timeout ended `sleep 30`
 
 
 def test_apple_silicon_is_native_arm64_darwin(monkeypatch: pytest.MonkeyPatch) -> None:

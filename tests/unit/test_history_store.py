@@ -216,18 +216,24 @@ def test_a_locked_database_never_blocks_the_caller(
     locker.execute("BEGIN EXCLUSIVE")
     with caplog.at_level(logging.WARNING):
         store = HistoryStore(path, busy_timeout_s=0.3, queue_size=1000)
-        started = time.perf_counter()
-        for i in range(5000):
-            store.add_suggestion(row(f"s{i}"))
-        elapsed = time.perf_counter() - started
-        time.sleep(0.8)  # the writer meets the lock at least once
+        # The caller writes 5000 rows while the lock is held: if a write waited on the
+        # database, this thread would never finish before the lock is released below.
+        caller = threading.Thread(
+            target=lambda: [store.add_suggestion(row(f"s{i}")) for i in range(5000)])
+        caller.start()
+        caller.join(timeout=60)
+        returned_under_the_lock = not caller.is_alive()
+        deadline = time.monotonic() + 60
+        while store.failed == 0 and time.monotonic() < deadline:  # the writer meets the lock
+            time.sleep(0.05)
         assert store.failed > 0, "the writer met the lock"
         locker.execute("ROLLBACK")
         locker.close()
         store.add_suggestion(row("after-unlock"))
         assert store.flush(timeout=30)
         store.close()
-    assert elapsed < 0.5, f"5000 writes took the caller {elapsed:.3f} s"
+    caller.join()
+    assert returned_under_the_lock, "a write waited on the locked database"
     assert store.dropped >= 5000 - 1000 - store_module.BATCH_SIZE
     assert len(store_warnings(caplog)) == 1, store_warnings(caplog)
     assert "after-unlock" in [r["id"] for r in rows_in(path)]
@@ -241,14 +247,13 @@ def test_an_unwritable_directory_never_blocks_the_caller(
     path = blocker / "sub" / "history.sqlite3"
     with caplog.at_level(logging.WARNING):
         store = HistoryStore(path)
-        started = time.perf_counter()
+        # Every call returns (nothing raises at the caller); the rows are counted, not lost
+        # silently. That a write never waits on the disk is the locked-database test's.
         for i in range(2000):
             store.add_suggestion(row(f"s{i}"))
             store.add_event(EventRow(time.time(), "load"))
-        elapsed = time.perf_counter() - started
-        assert store.flush(timeout=10)
+        assert store.flush(timeout=30)
         store.close()
-    assert elapsed < 0.5
     assert store.written == 0 and store.failed + store.dropped == 4000
     assert len(store_warnings(caplog)) == 1
     assert store.last_error
