@@ -8,12 +8,17 @@ model's behaviour is in tests/e2e/test_inline.py and `companion bench latency`).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import pytest
 
 from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
 from companion.config import Settings
 from companion.engine import completer
+from companion.engine import debounce as debounce_module
 from companion.engine.completer import Engine, EngineState, shared_prefix_length
 from companion.host.prefix import PrefixTracking
 
@@ -22,10 +27,10 @@ class RecordingBackend:
     name = "recording"
     capabilities = Capabilities()
 
-    def __init__(self, seconds: float = 0.0) -> None:
+    def __init__(self, release: threading.Event | None = None) -> None:
         self.prompts: list[str] = []
         self.cached = ""
-        self.seconds = seconds
+        self.release = release  # a generation waits for it: "the model is still busy"
 
     def load(self, model: ModelSpec) -> None: ...
 
@@ -36,7 +41,8 @@ class RecordingBackend:
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         self.prompts.append(request.prompt)
-        time.sleep(self.seconds)
+        if self.release is not None:
+            assert self.release.wait(60), "the test never let the generation finish"
         shared = shared_prefix_length(request.prompt, self.cached)
         self.cached = request.prompt
         yield Chunk("x = 1", prompt_tokens=len(request.prompt) // 3,
@@ -50,6 +56,14 @@ def engine_with(backend: RecordingBackend) -> Engine:
     # The engine host wraps every local backend this way: it owns the prefill budget.
     engine.current = EngineState("ready", PrefixTracking(backend), spec, "test", [])
     return engine
+
+
+async def until(check: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait for `check` to hold (the background work runs on the engine's thread)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
 
 
 DOCUMENT = "".join(f"value_{n} = compute({n}, 'some padding text')\n" for n in range(300))
@@ -76,8 +90,7 @@ async def test_uncached_window_is_narrowed_then_grown_after_a_pause() -> None:
         typed = DOCUMENT.replace(f"value_{line} = ", f"value_{line} = x", 1)
         assert (await engine.complete(typed, line, 0, uri)).narrowed
         # A pause: the full window is processed in the background...
-        await asyncio.sleep(completer.GROW_AFTER_S + 0.3)
-        assert engine.metrics.counts["grows"] == 1
+        await until(lambda: engine.metrics.counts["grows"] == 1)
         grown = backend.prompts[-1]
         assert len(grown) > 3 * budget_chars
         # ...and the next request gets the full context.
@@ -113,8 +126,15 @@ async def test_a_cached_window_is_used_whole() -> None:
         engine.shutdown()
 
 
-async def test_automatic_requests_superseded_during_the_debounce_never_run() -> None:
-    backend = RecordingBackend(seconds=0.12)
+async def test_automatic_requests_superseded_during_the_debounce_never_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The typing rhythm comes from a clock the test moves (a key every 50 ms), and the
+    # first generation lasts until the test says so: no real durations decide anything.
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(debounce_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    busy = threading.Event()
+    backend = RecordingBackend(release=busy)
     engine = engine_with(backend)
     engine.debounce.observe_latency(10.0)  # a slow engine: fast keys get debounced
     uri = "file:///d.py"
@@ -124,11 +144,17 @@ async def test_automatic_requests_superseded_during_the_debounce_never_run() -> 
         for typed in range(4):  # a key every 50 ms against a 10 s engine
             tasks.append(asyncio.ensure_future(
                 engine.complete(text + "a" * typed, 1, typed, uri, automatic=True)))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)  # the request starts (and, but for the first, waits)
+            clock.now += 0.05
+        await until(lambda: len(backend.prompts) == 1)  # the first key is generating
+        busy.set()
         results = await asyncio.gather(*tasks)
-        assert [r.finish_reason == "cancelled" for r in results] == [False, True, True, False]
+        # The two keys overtaken during their debounce never reached the model; the last
+        # one did. (The first, already generating, either finished or was superseded.)
+        assert [r.finish_reason == "cancelled" for r in results[1:]] == [True, True, False]
         assert results[-1].source == "model"
         assert len(backend.prompts) == 2  # the first key (no rhythm yet) and the last
+        assert "aaa" in backend.prompts[-1]  # the last key's text
         assert engine.metrics.counts["debounced"] == 2
     finally:
         engine.shutdown()
