@@ -27,8 +27,8 @@ function reader(stream, onMessage) {
   });
 }
 
-export async function probeServer(python, { timeoutMs = 60000, workspace = '/tmp' } = {}) {
-  const child = spawn(python, ['-m', 'companion', 'serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function probeServer(python, { timeoutMs = 60000, workspace = '/tmp', env = process.env } = {}) {
+  const child = spawn(python, ['-m', 'companion', 'serve'], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
   const pending = new Map();
