@@ -44,12 +44,18 @@ class Scan:
     comment_at: int = -1  # where the first line comment starts, -1 without one
 
 
-def _line_comment_at(code: str, index: int, spec: LanguageSpec) -> str:
-    """The line comment marker starting at `index`, or ""."""
+_SHELL_WORD_START = " \t\n;|&()<>"
+
+
+def _line_comment_at(code: str, index: int, spec: LanguageSpec, previous: str) -> str:
+    """The line comment marker starting at `index`, or "". `previous` is the character
+    before `code` (what the cursor follows)."""
     for marker in (spec.line_comment, *spec.more_line_comments):
+        if not marker or not code.startswith(marker, index):
+            continue
         # In the shell `#` starts a comment only at the start of a word (`$#`, `${#x}`).
-        if marker and code.startswith(marker, index) and (
-                spec.id != "shell" or index == 0 or code[index - 1] in " \t\n;"):
+        before = code[index - 1] if index else previous
+        if spec.id != "shell" or not before or before in _SHELL_WORD_START:
             return marker
     return ""
 
@@ -60,8 +66,10 @@ def code_part(line: str, spec: LanguageSpec, state: LexState | None = None) -> s
     return line if at < 0 else line[:at]
 
 
-def scan(code: str, spec: LanguageSpec, state: LexState | None = None) -> Scan:
-    """The brackets in `code` outside strings and comments, starting from `state`."""
+def scan(code: str, spec: LanguageSpec, state: LexState | None = None,
+         previous: str = "") -> Scan:
+    """The brackets in `code` outside strings and comments, starting from `state`;
+    `previous` is the character before `code` ("" at the start of a line)."""
     state = state.copy() if state is not None else LexState()
     found: list[tuple[int, str]] = []
     comment_at = -1
@@ -92,7 +100,7 @@ def scan(code: str, spec: LanguageSpec, state: LexState | None = None) -> Scan:
                 state.quote = ""  # an unterminated one-line string ends with its line
             index += 1
             continue
-        marker = _line_comment_at(code, index, spec)
+        marker = _line_comment_at(code, index, spec, previous)
         if marker:
             state.comment = "\n"
             comment_at = index if comment_at < 0 else comment_at

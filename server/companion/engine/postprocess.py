@@ -65,6 +65,11 @@ class PostContext:
         return open_brackets(window, self.spec)
 
     @property
+    def open_before(self) -> list[Opened]:
+        """The brackets open at the cursor (read over the last lines of the prefix)."""
+        return self._before[0]
+
+    @property
     def lex_state(self) -> LexState:
         """The lexer's state at the cursor: in code, a string or a comment."""
         return self._before[1]
@@ -189,7 +194,7 @@ def scope_end(text: str, ctx: PostContext) -> tuple[str, bool]:
         return lines[0], True
     if ctx.spec.blocks != "indent":
         blank = not ctx.cursor.line_prefix.strip()
-        top_level = blank and not ctx.cursor.line_prefix and not ctx._before[0]
+        top_level = blank and not ctx.cursor.line_prefix and not ctx.open_before
         return blocks.scope_end(text, ctx.cursor.line_prefix, blank, top_level, ctx.spec,
                                 ctx.lex_state, ctx.keyword_closed_below)
     base = len(ctx.cursor.indent) if ctx.cursor.line_prefix.strip() else len(
@@ -272,10 +277,16 @@ def bracket_balance(text: str, ctx: PostContext) -> tuple[str, bool]:
     """Cut at a closing bracket that closes nothing the suggestion opened and nothing
     open before the cursor (`x))` in `f(|`), or that closes what the code after the
     cursor already closes (`"hello")` in `print(|)`, `}` before the block's own `}`).
-    Brackets in strings and comments do not count."""
+    Brackets in strings and comments do not count, and a line comment that would turn
+    the rest of the cursor's line into a comment is cut too (`f(x // note|)`)."""
     own: list[str] = []
     outer = [opened.char for opened in ctx.closable]
-    for index, char in scan(text, ctx.spec, ctx.lex_state).brackets:
+    result = scan(text, ctx.spec, ctx.lex_state, ctx.cursor.line_prefix[-1:])
+    first_end = text.find("\n") if "\n" in text else len(text)
+    if 0 <= result.comment_at < first_end and ctx.cursor.line_suffix.strip():
+        # A line comment on the cursor's line would swallow the code after the cursor.
+        return text[: result.comment_at].rstrip(), True
+    for index, char in result.brackets:
         if char in OPENERS:
             own.append(char)
         elif own:
