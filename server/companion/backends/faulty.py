@@ -67,6 +67,9 @@ class FaultyBackend:
         self.capabilities = inner.capabilities
         self.mode = mode
         if not FaultyBackend._counted:
+            if mode == "hang" and failures is not None:
+                # each hang costs the host its life: the hosts before this one used some
+                failures = max(0, failures - int(os.environ.get(CRASHES_ENV, "0") or 0))
             FaultyBackend.remaining, FaultyBackend._counted = failures, True
         self._never = threading.Event()
 
@@ -96,8 +99,9 @@ class FaultyBackend:
         if self.mode == "crash" and request.max_tokens > 1:
             crashes = int(os.environ.get(CRASHES_ENV, "0") or 0)
             if FaultyBackend.remaining is None or crashes < FaultyBackend.remaining:
-                stream = self.inner.stream(request)
-                yield from itertools.islice(stream, 2)
+                # Dies once the first token is computed, before handing it out: a consumer
+                # that stops early (a short answer) must not get past the crash.
+                next(self.inner.stream(request), None)
                 die(signal.SIGKILL)
         failing = self.mode in ("raise", "oom", "hang") and request.max_tokens > 1
         if failing and self._fails_now():

@@ -308,7 +308,7 @@ class HostBackend:
                     message = waiting.get(timeout=0.5)
                 except queue.Empty:
                     if time.monotonic() - last_output > limit:
-                        host.kill(f"engine hung: no output for {limit:.0f} s in {self.name}")
+                        host.kill(f"engine hung (no output for {limit:.0f} s)")
                     continue
                 last_output = time.monotonic()
                 if isinstance(message, protocol.Output):

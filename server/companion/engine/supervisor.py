@@ -81,7 +81,8 @@ class Supervisor:
         """Load the configured backend and model (blocking; on the generation thread)."""
         with self._lock:
             started = time.perf_counter()
-            self.current = EngineState("loading", self.templates, None, "loading", [])
+            self.current = EngineState("loading", self.templates, None, "loading",
+                                       list(self.crash_steps))
             self.stop_host()  # before the probe: its memory counts as free again
             hardware = probe()
             result: LoadResult = load_with_fallback(
