@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from companion.lspclient import ServerGone
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ServerGone as gone:  # demo, bench, doctor: never a wait on a dead server
+        print(f"companion {args.command}: {gone}", file=sys.stderr)
+        return 1
     return result

@@ -1,8 +1,10 @@
 """A small LSP client that drives `companion serve` over stdio (demo, bench, doctor).
 
 It is an ordinary pygls LanguageClient plus: the server's stderr drained into a ring
-buffer (an undrained pipe would block the server once full), and typed helpers for the
-requests the tools make.
+buffer (an undrained pipe would block the server once full), typed helpers for the
+requests the tools make, and no waiting on a dead or silent server: every request races
+the server's exit (noticed at once) and a timeout, and fails with `ServerGone` carrying
+the server's last stderr lines.
 """
 
 from __future__ import annotations
@@ -12,13 +14,26 @@ import collections
 import os
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from companion import __version__
+
+T = TypeVar("T")
+
+# How long one request may take before the server counts as not answering (a cold hover
+# explanation on a slow CPU is the slowest thing asked).
+REQUEST_TIMEOUT_S = 120.0
+STATUS_TIMEOUT_S = 30.0
+
+
+class ServerGone(RuntimeError):
+    """The server exited, or stopped answering; the message says which, with its last
+    stderr lines."""
 
 
 class CompanionClient(LanguageClient):
@@ -32,6 +47,8 @@ class CompanionClient(LanguageClient):
         self._drain: asyncio.Task[None] | None = None
         self._versions: dict[str, int] = {}
         self.server_capabilities: types.ServerCapabilities | None = None
+        self.exit_code: int | None = None
+        self._exited = asyncio.Event()
 
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def on_log(client: CompanionClient, params: types.LogMessageParams) -> None:
@@ -57,7 +74,7 @@ class CompanionClient(LanguageClient):
         process = self._server
         if process is not None and process.stderr is not None:
             self._drain = asyncio.ensure_future(self._read_stderr(process.stderr))
-        result = await self.initialize_async(
+        result = await self.call("initialize", self.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
                     window=types.WindowClientCapabilities(work_done_progress=True),
@@ -74,17 +91,61 @@ class CompanionClient(LanguageClient):
                 initialization_options={"historyEnabled": False, **(settings or {})},
                 process_id=os.getpid(),
             )
-        )
+        ))
         self.server_capabilities = result.capabilities
         self.initialized(types.InitializedParams())
         return time.perf_counter() - started
+
+    async def server_exit(self, server: asyncio.subprocess.Process) -> None:
+        """pygls calls this as soon as the server process ends."""
+        self.exit_code = server.returncode
+        self._exited.set()
+
+    def gone_message(self, what: str) -> str:
+        code = self.exit_code
+        if code is None:
+            why = f"stopped answering ({what})"
+        elif code < 0:
+            why = f"exited by signal {-code} ({what})"
+        else:
+            why = f"exited with code {code} ({what})"
+        lines = [line for line in self.stderr_tail if line.strip()][-8:]
+        tail = "".join(f"\n  server: {line}" for line in lines)
+        return f"the language server {why}{tail}"
+
+    async def call(self, what: str, request: Awaitable[T],
+                   timeout: float = REQUEST_TIMEOUT_S) -> T:
+        """`request`'s result, or ServerGone once the server exits or `timeout` passes."""
+        if self._exited.is_set():
+            if asyncio.iscoroutine(request):
+                request.close()
+            raise ServerGone(self.gone_message(what))
+        task: asyncio.Future[T] = asyncio.ensure_future(request)
+        exited: asyncio.Future[Any] = asyncio.ensure_future(self._exited.wait())
+        racing: set[asyncio.Future[Any]] = {task, exited}
+        try:
+            await asyncio.wait(racing, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+        if task.done() and not self._exited.is_set():
+            return task.result()
+        if task.done() and task.exception() is None:
+            return task.result()
+        task.cancel()
+        if self._exited.is_set():
+            # Let the stderr reader catch the server's last words.
+            await asyncio.sleep(0.1)
+            raise ServerGone(self.gone_message(what))
+        raise ServerGone(self.gone_message(f"{what}: no answer in {timeout:.0f} s"))
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
 
     async def status(self) -> dict[str, Any]:
-        result = await self.protocol.send_request_async("companion/status", {})
+        result = await self.call("companion/status", self.protocol.send_request_async(
+            "companion/status", {}), STATUS_TIMEOUT_S)
         status: dict[str, Any] = plain(result)
         return status
 
@@ -138,7 +199,7 @@ class CompanionClient(LanguageClient):
         )
 
     async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
-        result = await self.text_document_inline_completion_async(
+        result = await self.call("inline completion", self.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
@@ -146,29 +207,29 @@ class CompanionClient(LanguageClient):
                     trigger_kind=types.InlineCompletionTriggerKind.Automatic
                 ),
             )
-        )
+        ))
         if result is None:
             return []
         return list(result.items if isinstance(result, types.InlineCompletionList) else result)
 
     async def complete(self, uri: str, line: int, character: int) -> list[types.CompletionItem]:
-        result = await self.text_document_completion_async(
+        result = await self.call("completion", self.text_document_completion_async(
             types.CompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
             )
-        )
+        ))
         if result is None:
             return []
         return list(result.items if isinstance(result, types.CompletionList) else result)
 
     async def hover(self, uri: str, line: int, character: int) -> str | None:
-        result = await self.text_document_hover_async(
+        result = await self.call("hover", self.text_document_hover_async(
             types.HoverParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
             )
-        )
+        ))
         if result is None:
             return None
         contents = result.contents
@@ -176,22 +237,28 @@ class CompanionClient(LanguageClient):
 
     async def code_actions(self, uri: str, line: int, character: int) -> list[str]:
         position = types.Position(line=line, character=character)
-        result = await self.text_document_code_action_async(
+        result = await self.call("code actions", self.text_document_code_action_async(
             types.CodeActionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 range=types.Range(start=position, end=position),
                 context=types.CodeActionContext(diagnostics=[]),
             )
-        )
+        ))
         return [action.title for action in result or []]
 
     async def close(self) -> None:
+        if not self._exited.is_set():
+            try:
+                await asyncio.wait_for(self.shutdown_async(None), timeout=10)
+                self.exit(None)
+            except Exception:
+                pass
         try:
-            await asyncio.wait_for(self.shutdown_async(None), timeout=10)
-            self.exit(None)
-        except Exception:
-            pass
-        await self.stop()
+            await asyncio.wait_for(self.stop(), timeout=10)
+        except Exception:  # a server that ignores exit is killed
+            process = self._server
+            if process is not None and process.returncode is None:
+                process.kill()
         if self._drain is not None:
             self._drain.cancel()
 

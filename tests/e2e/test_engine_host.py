@@ -184,3 +184,39 @@ async def test_cancel_crosses_the_process_boundary_within_a_token(
     outcome = await cancel_in_flight(client, prepare, within_s=5, max_tokens=64)
     # Stopped within a token or two of the cancel (~20 ms a token here), not at maxTokens.
     assert outcome.idle_after_s < 5 and outcome.tokens < 64
+
+
+def test_the_demo_exits_non_zero_within_2_s_when_its_server_dies(tmp_path: Path) -> None:
+    """No client of ours waits on a dead server: kill the demo's server mid-session and
+    the demo says so, with the server's last lines, and exits non-zero."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COMPANION_DATA_DIR": str(tmp_path), "NO_COLOR": "1"}
+    demo = subprocess.Popen([sys.executable, "-m", "companion", "demo"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        server = None
+        while server is None and time.monotonic() < deadline:
+            children = psutil.Process(demo.pid).children()
+            servers = [c for c in children if "serve" in " ".join(c.cmdline())]
+            if servers and servers[0].children():  # its engine host is up: mid-session
+                server = servers[0]
+            else:
+                time.sleep(0.1)
+        assert server is not None, "the demo never started a server with an engine host"
+        hosts = server.children()
+        server.kill()
+        killed_at = time.monotonic()
+        output, _ = demo.communicate(timeout=30)
+        took = time.monotonic() - killed_at
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode not in (0, None), output
+    assert took < 2, f"the demo took {took:.1f} s to notice"
+    assert "language server exited" in output, output
+    # The engine host does not outlive its server: it exits when the pipe closes.
+    _, alive = psutil.wait_procs(hosts, timeout=5)
+    assert not alive, f"orphaned engine host(s): {alive}"

@@ -128,8 +128,9 @@ async def run_demo(path: Path | None, out: TextIO, settings: dict[str, Any]) -> 
                 client.insert(uri, line, character, ghost)
                 command = items[0].command
                 if command is not None:
-                    await client.workspace_execute_command_async(types.ExecuteCommandParams(
-                        command=command.command, arguments=command.arguments))
+                    await client.call("accept", client.workspace_execute_command_async(
+                        types.ExecuteCommandParams(command=command.command,
+                                                   arguments=command.arguments)))
                 last_end = _advance(line, character, ghost)
             else:
                 out.write(f"    │ {current}   (no suggestion)\n")
