@@ -16,6 +16,19 @@ import { STATUS_REQUEST, ServerStatus, normalizeStatus } from './status';
 import { installPlan, runPlan } from './install';
 
 const POLL_MS = 4000;
+/** A status request unanswered this long counts once; UNANSWERED_LIMIT in a row: hung. */
+const STATUS_TIMEOUT_MS = 5000;
+const UNANSWERED_LIMIT = 2;
+
+class StatusTimeout extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StatusTimeout(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 const PYTHON_DOWNLOAD = 'https://www.python.org/downloads/';
 
 interface PythonExtensionApi {
@@ -61,6 +74,7 @@ export function bundledServer(extensionPath: string): string | undefined {
 export class Companion {
   readonly client: CompanionClient;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
+  private unanswered = 0; // status polls in a row that got no answer
   private starting: Promise<void> | undefined;
   private stopped = false;
 
@@ -115,10 +129,18 @@ export class Companion {
   async status(): Promise<ServerStatus | undefined> {
     try {
       // An empty object rather than no params: pygls never answers a request without them.
-      const raw = await this.client.request<unknown>(STATUS_REQUEST, {});
+      const raw = await withTimeout(this.client.request<unknown>(STATUS_REQUEST, {}), STATUS_TIMEOUT_MS);
+      this.unanswered = 0;
       return raw === undefined ? undefined : normalizeStatus(raw);
     } catch (err) {
       log.warn(`${STATUS_REQUEST}: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof StatusTimeout && ++this.unanswered >= UNANSWERED_LIMIT) {
+        // A server that stops answering is treated like one that exited: it is killed,
+        // and the close handler restarts it (or reports it after repeated stops).
+        this.unanswered = 0;
+        log.error(`The Companion server has not answered for ${(UNANSWERED_LIMIT * STATUS_TIMEOUT_MS) / 1000} s; restarting it.`);
+        this.client.kill();
+      }
       return undefined;
     }
   }

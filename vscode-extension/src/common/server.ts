@@ -176,6 +176,13 @@ export class CompanionClient {
     this.process = undefined;
   }
 
+  /** Ends a server that stopped answering; the close handler then restarts it. */
+  kill(): void {
+    if (this.process && this.process.exitCode === null) {
+      this.process.kill('SIGKILL');
+    }
+  }
+
   async request<T>(method: string, params?: unknown): Promise<T | undefined> {
     if (!this.client || !this.running) {
       return undefined;

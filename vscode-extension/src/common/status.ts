@@ -3,7 +3,7 @@
  * Pure functions; the status bar item itself lives in statusBar.ts.
  */
 
-export type ServerState = 'loading' | 'ready' | 'degraded' | 'templates';
+export type ServerState = 'loading' | 'ready' | 'degraded' | 'restarting' | 'templates';
 export type VerdictLevel = 'ok' | 'slow' | 'degraded';
 
 export interface Verdict {
@@ -30,6 +30,8 @@ export interface ServerStatus {
   acceptanceRate: number | null;
   verdict: Verdict;
   steps: string[];
+  /** The engine host (the process that holds the model): its memory and its last crash. */
+  host: { memoryMB: number; lastCrash: string; safeMode: boolean };
 }
 
 export const STATUS_REQUEST = 'companion/status';
@@ -39,7 +41,7 @@ export function normalizeStatus(raw: unknown): ServerStatus {
   const value = (raw ?? {}) as Partial<ServerStatus>;
   const num = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) ? n : 0);
   const opt = (n: unknown): number | null => (typeof n === 'number' && Number.isFinite(n) ? n : null);
-  const states: ServerState[] = ['loading', 'ready', 'degraded', 'templates'];
+  const states: ServerState[] = ['loading', 'ready', 'degraded', 'restarting', 'templates'];
   const levels: VerdictLevel[] = ['ok', 'slow', 'degraded'];
   const verdict = (value.verdict ?? {}) as Partial<Verdict> & { thresholds?: { slowP95Ms?: unknown } };
   return {
@@ -71,6 +73,11 @@ export function normalizeStatus(raw: unknown): ServerStatus {
       slowP95Ms: opt(verdict.thresholds?.slowP95Ms),
     },
     steps: Array.isArray(value.steps) ? value.steps.map(String) : [],
+    host: {
+      memoryMB: num(value.host?.memoryMB),
+      lastCrash: String(value.host?.lastCrash ?? ''),
+      safeMode: value.host?.safeMode === true,
+    },
   };
 }
 
@@ -103,6 +110,9 @@ export function statusBarView(status: ServerStatus): BarView {
   switch (status.state) {
     case 'loading':
       return { text: `$(loading~spin) ${status.backend} · loading`, warning: false, tooltip };
+    case 'restarting':
+      // The engine crashed or hung: templates answer while it restarts (reason says why).
+      return { text: `$(sync~spin) ${status.backend} · engine restarting`, warning: true, tooltip };
     case 'templates':
       return { text: '$(warning) Companion: templates', warning: true, tooltip };
     case 'degraded':
@@ -152,7 +162,9 @@ export function renderStatusMarkdown(status: ServerStatus): string {
     `| Backend | ${status.backend} |`,
     `| Model | \`${status.model || 'embedded default'}\` |`,
     `| Device | ${status.device || '—'} |`,
-    `| Memory | ${status.memoryMB ? `${Math.round(status.memoryMB)} MB` : '—'} |`,
+    `| Memory (server) | ${status.memoryMB ? `${Math.round(status.memoryMB)} MB` : '—'} |`,
+    `| Memory (engine host) | ${status.host.memoryMB ? `${Math.round(status.host.memoryMB)} MB` : '—'}${status.host.safeMode ? ' (safe mode)' : ''} |`,
+    ...(status.host.lastCrash ? [`| Last engine crash | ${status.host.lastCrash} |`] : []),
     `| Latency | last ${formatMs(status.latency.lastMs)} · p50 ${formatMs(status.latency.p50Ms)} · p95 ${formatMs(status.latency.p95Ms)} |`,
     `| Requests | inline ${status.requests.inline} · completion ${status.requests.completion} · hover ${status.requests.hover} · cancelled ${status.requests.cancelled} |`,
     `| Suggestions | shown ${status.shown} · accepted ${status.accepted} (${acceptanceRate(status)})` +
