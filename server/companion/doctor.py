@@ -59,6 +59,19 @@ async def self_test(settings: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def engine_report() -> dict[str, Any]:
+    """How llama.cpp was built for this machine and whether it needs safe mode here."""
+    from companion.host import engine_build, verdicts
+
+    return {
+        "buildFlags": " ".join(engine_build.cmake_args()),
+        "safeMode": {name: verdicts.needs_safe_mode(name)
+                     for name in ("llamacpp", "transformers", "mlx", "vllm")
+                     if verdicts.needs_safe_mode(name)},
+        "verdictsFile": str(verdicts.verdicts_path()),
+    }
+
+
 def diagnose(raw_settings: dict[str, Any], live: bool = True) -> dict[str, Any]:
     settings, warnings = parse_settings(raw_settings, Settings())
     hw = probe()
@@ -89,6 +102,7 @@ def diagnose(raw_settings: dict[str, Any], live: bool = True) -> dict[str, Any]:
         "model": {"name": choice.name, "quantization": choice.quantization,
                   "why": choice.reason, "steps": choice.steps},
         "embeddedModel": str(embedded) if embedded else None,
+        "engine": engine_report(),
     }
     if live:
         report["selfTest"] = asyncio.run(self_test(raw_settings))
@@ -110,6 +124,10 @@ def format_report(report: dict[str, Any]) -> str:
     for step in model["steps"]:
         lines.append(f"  step down: {step}")
     lines.append(f"embedded model file: {report['embeddedModel'] or 'missing'}")
+    engine = report["engine"]
+    lines.append(f"llama.cpp build flags for this CPU: {engine['buildFlags'] or 'defaults'}")
+    for name, why in engine["safeMode"].items():
+        lines.append(f"  {name} runs in safe mode here: {why}")
     test = report.get("selfTest")
     if test is not None:
         if "error" in test:
@@ -121,6 +139,16 @@ def format_report(report: dict[str, Any]) -> str:
                 f"self-test: server up and model loaded in {test['startS']} s "
                 f"({status['backend']} · {status['model']}, {status['memoryMB']:.0f} MB)"
             )
+            host = status.get("host") or {}
+            lines.append(
+                f"  engine host: pid {host.get('pid')}, {host.get('memoryMB', 0):.0f} MB, "
+                f"self-test {host.get('selfTestMs')} ms"
+                + (", SAFE MODE" if host.get("safeMode") else "")
+                + (f", last crash: {host['lastCrash']}" if host.get("lastCrash") else ""))
+            if host.get("engineFeatures"):
+                lines.append(f"  engine CPU features: {host['engineFeatures']}")
+            for step in status.get("steps", []):
+                lines.append(f"  step down: {step}")
             lines.append(f"  inline completion ({test['inlineMs']} ms): {test['inline']!r}")
             first = next((line for line in test["hover"].split("\n") if line.strip()), "")
             lines.append(f"  hover ({test['hoverMs']} ms): {first}")
