@@ -7,7 +7,8 @@ the C family's and JavaScript's by brackets, Ruby's and the shell's by keywords
 (`engine.blocks`); brackets are read outside strings and comments (`engine.brackets`),
 and the syntax tree (`engine.syntax`) tells what the cursor is in and whether a
 suggestion leaves complete statements. Golden cases for every filter live in
-tests/golden/ (postprocess.json, and one file per language under languages/).
+tests/golden/ (postprocess.json, and one file per language under languages/). What
+the filters know about the request is `engine.postcontext.PostContext`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 from companion.engine import blocks, syntax
-from companion.engine.brackets import (
-    CLOSING,
-    OPENERS,
-    LexState,
-    Opened,
-    not_closed_by_suffix,
-    open_brackets,
-    scan,
-    unmatched_closers,
-)
-from companion.engine.context import CursorContext
-from companion.engine.languages import LanguageSpec, spec_for
+from companion.engine.brackets import CLOSING, OPENERS, LexState, scan
+from companion.engine.postcontext import PostContext, indent_width
 from companion.engine.repetition import looping, repetition
 
 __all__ = ["CLOSING", "OPENERS", "PostContext", "clean", "is_finished", "looping"]
@@ -43,101 +33,8 @@ _DEFINITION = re.compile(
     r"(?:\([^)]*\)\s*)?(\w+)"
 )
 _CONTINUATIONS = re.compile(r"^(elif\b|else\b|except\b|finally\b|case\b)")
-STATEMENT_WINDOW_LINES = 30  # how far back the brackets open at the cursor are read
-
-INDENT_UNIT = 4
-
-
-@dataclass(frozen=True)
-class PostContext:
-    """What the filters know: the cursor context, and what follows from it (computed
-    once per request, on first use)."""
-
-    cursor: CursorContext
-
-    @cached_property
-    def spec(self) -> LanguageSpec:
-        return spec_for(self.cursor.language, self.cursor.path)
-
-    @cached_property
-    def _before(self) -> tuple[list[Opened], LexState]:
-        window = "\n".join(self.cursor.prefix.split("\n")[-STATEMENT_WINDOW_LINES:])
-        return open_brackets(window, self.spec)
-
-    @property
-    def open_before(self) -> list[Opened]:
-        """The brackets open at the cursor (read over the last lines of the prefix)."""
-        return self._before[0]
-
-    @property
-    def lex_state(self) -> LexState:
-        """The lexer's state at the cursor: in code, a string or a comment."""
-        return self._before[1]
-
-    @cached_property
-    def closable(self) -> list[Opened]:
-        """The brackets open at the cursor that the suggestion may close: those the code
-        after the cursor does not close already."""
-        open_before, state = self._before
-        return not_closed_by_suffix(
-            open_before, unmatched_closers(self.cursor.suffix, self.spec, state))
-
-    @property
-    def statement_open(self) -> list[tuple[str, str, bool]]:
-        """Brackets the cursor's own line opened that nothing after the cursor closes:
-        the statement being written, which the suggestion should finish."""
-        if not self.cursor.line_prefix.strip():
-            return []
-        last = len(self.cursor.prefix.split("\n")[-STATEMENT_WINDOW_LINES:]) - 1
-        return [(OPENERS[opened.char], self.cursor.indent, opened.ends_line)
-                for opened in self.closable if opened.line == last]
-
-    @cached_property
-    def situation(self) -> syntax.Situation:
-        return syntax.situation(
-            self.spec, self.cursor.prefix, self.cursor.suffix, self.cursor.line_prefix)
-
-    @property
-    def single_line(self) -> bool:
-        """In a line comment or a one-line string: finish that line only."""
-        state = self.lex_state
-        one_line = state.comment == "\n" or (
-            len(state.quote) == 1 and state.quote not in self.spec.multiline_quotes)
-        return one_line and self.situation.single_line
-
-    @property
-    def keyword_closed_below(self) -> bool:
-        """Does the code below close the cursor's keyword block (`end`, `fi`) already:
-        is the first line below that is less indented than the cursor a closer?"""
-        if self.spec.blocks != "keywords":
-            return False
-        width = len(self.cursor.line_prefix if not self.cursor.line_prefix.strip()
-                    else self.cursor.indent)
-        for line in self.cursor.suffix.split("\n")[1:]:
-            if line.strip() and _indent_width(line) < width:
-                return blocks.keyword_delta(line, self.spec) < 0
-        return False
-
-    @cached_property
-    def baseline_errors(self) -> int | None:
-        return syntax.errors_in(self.spec, self.cursor.prefix + self.cursor.suffix)
-
-    @cached_property
-    def indent_unit(self) -> int:
-        """The document's indentation step in spaces (4 when it does not tell)."""
-        widths = {
-            len(line) - len(line.lstrip(" "))
-            for line in self.cursor.prefix.split("\n")
-            if line.strip() and line.startswith(" ")
-        }
-        return min(widths) if widths and min(widths) in (2, 3, 4, 8) else INDENT_UNIT
-
 
 Filter = Callable[[str, PostContext], tuple[str, bool]]
-
-
-def _indent_width(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
 
 
 def normalize_newlines(text: str, ctx: PostContext) -> tuple[str, bool]:
@@ -161,10 +58,10 @@ def rebase_indent(text: str, ctx: PostContext) -> tuple[str, bool]:
         while len(lines) > 1 and lines[0].strip() == "":
             lines.pop(0)
         first = lines[0]
-        if first.strip() and _indent_width(first) < len(ctx.cursor.line_prefix):
+        if first.strip() and indent_width(first) < len(ctx.cursor.line_prefix):
             return "", True  # the model left the block the cursor is in
         lines[0] = first[len(ctx.cursor.line_prefix) :]
-    leading = lines[0][: _indent_width(lines[0])]
+    leading = lines[0][: indent_width(lines[0])]
     extra = len(leading) % ctx.indent_unit if leading.strip(" ") == "" else 0
     lines[0] = lines[0][extra:]
     return "\n".join(lines), False
@@ -212,7 +109,7 @@ def scope_end(text: str, ctx: PostContext) -> tuple[str, bool]:
                 return "\n".join(kept).rstrip("\n"), True
             kept.append(line)
             continue
-        width = _indent_width(line)
+        width = indent_width(line)
         if ctx.cursor.mode == "line":  # the body of the block the line opened, no more
             continuation = width == base and _CONTINUATIONS.match(line.strip())
             if width <= base and not (continuation and seen_body):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from companion.engine.blocks import CLOSER_LINE
 
 if TYPE_CHECKING:
-    from companion.engine.postprocess import PostContext
+    from companion.engine.postcontext import PostContext
 
 MAX_SINGLE_RUN = 80  # characters: longer than any separator line we keep
 MAX_NUMBER = 40  # a digit run longer than this is no number anyone writes
