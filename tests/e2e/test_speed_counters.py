@@ -39,7 +39,7 @@ async def test_an_opened_file_is_warmed_up(make_client: MakeClient) -> None:
     client = await make_client(SETTINGS)
     before = counter(await status(client), "warmups")
     open_document(client, LONG_MODULE, "warm.py")
-    await wait_status(client, lambda s: counter(s, "warmups") == before + 1, 60,
+    await wait_status(client, lambda s: counter(s, "warmups") == before + 1, 120,
                       "the opened file's warm-up prefill")
 
 
@@ -49,11 +49,11 @@ async def test_an_uncached_window_is_narrowed_then_grown_after_a_pause(
     client = await make_client(SETTINGS)
     text, position = cursor_of(LONG_MODULE + "def scale_all(values):\n    █\n")
     uri = open_document(client, text, "grow.py")
-    await wait_status(client, lambda s: s["inFlight"] == 0, 60, "the warm-up finished")
+    await wait_status(client, lambda s: s["inFlight"] == 0, 120, "the warm-up finished")
     before = counter(await status(client), "grows")
     await inline(client, uri, position)  # narrowed to the budget: a short prefill
     # No more requests: after the pause the full window is prefilled in the background.
-    await wait_status(client, lambda s: counter(s, "grows") == before + 1, 60,
+    await wait_status(client, lambda s: counter(s, "grows") == before + 1, 120,
                       "the full window grown after a pause")
 
 
