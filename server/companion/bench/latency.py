@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sysconfig
 import time
 import uuid
@@ -54,18 +56,21 @@ def insertion_line(lines: list[str]) -> int:
 def engine_floor(
     text: str, line: int, keystrokes: str, tokens: int, settings: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The same model called directly, warm, on the same prompts the server built while
-    typing, for the same number of tokens: what the engine itself needs per keystroke."""
+    """The same model called directly in this process (no server, no engine host), warm,
+    on the same prompts the server built while typing, for the same number of tokens:
+    what the engine itself needs per keystroke."""
     from companion.backends.base import GenerationRequest
+    from companion.backends.registry import load_with_fallback
     from companion.config import parse_settings
     from companion.engine.completer import Engine
     from companion.engine.prompts import build_prompt
 
-    engine = Engine(parse_settings(settings)[0])
-    state = engine.load()
-    if state.spec is None:
+    parsed = parse_settings(settings)[0]
+    result = load_with_fallback(parsed)  # in this process: the floor has no pipe
+    if result.spec is None:
         return None
-    spec = state.spec
+    spec, backend = result.spec, result.backend
+    engine = Engine(parsed)  # for the cursor contexts only: it loads nothing
     document = text[: _offset(text, line)] + "\n" + text[_offset(text, line):]
     prompts: list[str] = []
     row, column, typed = line, 0, ""
@@ -77,17 +82,54 @@ def engine_floor(
         ctx = engine.context_at(current, row, column)
         prompts.append(build_prompt(ctx, spec.family, spec.fim).text)
     timings: list[float] = []
-    for index in range(1, len(prompts)):
-        # Warm: the previous keystroke's prompt is what the engine's cache holds.
-        for _ in state.backend.stream(GenerationRequest(prompt=prompts[index - 1], max_tokens=1)):
-            pass
-        started = time.perf_counter()
-        for _ in state.backend.stream(GenerationRequest(prompt=prompts[index],
-                                                        max_tokens=max(1, tokens))):
-            pass
-        timings.append((time.perf_counter() - started) * 1000)
-    engine.shutdown()
+    try:
+        for index in range(1, len(prompts)):
+            # Warm: the previous keystroke's prompt is what the engine's cache holds.
+            for _ in backend.stream(GenerationRequest(prompt=prompts[index - 1], max_tokens=1)):
+                pass
+            started = time.perf_counter()
+            for _ in backend.stream(GenerationRequest(prompt=prompts[index],
+                                                      max_tokens=max(1, tokens))):
+                pass
+            timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        backend.unload()
+        engine.scheduler.shutdown()
     return {"tokensPerRequest": tokens, **_summary(timings)}
+
+
+def boundary_cost(settings: dict[str, Any], rounds: int = 40) -> dict[str, Any] | None:
+    """What the process boundary costs one request: the same fully cached prompt and the
+    same 4 tokens, called in this process and through an engine host (pipe, pickling,
+    the host's threads), alternating; the difference of the medians."""
+    from companion.backends.base import GenerationRequest
+    from companion.backends.registry import load_with_fallback
+    from companion.config import parse_settings
+    from companion.engine.supervisor import Supervisor
+
+    parsed = parse_settings(settings)[0]
+    direct = load_with_fallback(parsed)
+    if direct.spec is None:
+        return None
+    supervisor = Supervisor(lambda: parsed, lambda job: job())
+    hosted = supervisor.load()
+    prompt = "def fibonacci(n):\n    " + "# a comment that fills the prompt\n    " * 20
+    timings: dict[str, list[float]] = {"direct": [], "host": []}
+    try:
+        for round_ in range(rounds + 1):
+            for name, backend in (("direct", direct.backend), ("host", hosted.backend)):
+                started = time.perf_counter()
+                for _ in backend.stream(GenerationRequest(prompt=prompt, max_tokens=4)):
+                    pass
+                if round_:  # the first round fills both caches
+                    timings[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        direct.backend.unload()
+        supervisor.shutdown()
+    direct_p50 = percentile(timings["direct"], 0.5) or 0.0
+    host_p50 = percentile(timings["host"], 0.5) or 0.0
+    return {"rounds": rounds, "directP50Ms": round(direct_p50, 2),
+            "hostP50Ms": round(host_p50, 2), "costMs": round(host_p50 - direct_p50, 2)}
 
 
 def _offset(text: str, line: int) -> int:
@@ -160,6 +202,30 @@ async def _type(
     return {"latency": _summary(latencies), "cancelled": cancelled, "keystrokes": len(keystrokes)}
 
 
+async def _recovery(client: CompanionClient, uri: str, line: int) -> float | None:
+    """SIGKILL the engine host, then type until a suggestion comes from the model again
+    (tokens generated by a new host): the seconds that took, or None without a host."""
+    before = await client.status()
+    pid = (before.get("host") or {}).get("pid")
+    if not pid:
+        return None
+    os.kill(pid, signal.SIGKILL)
+    killed = time.perf_counter()
+    client.insert(uri, line, 0, "value = \n")
+    column = len("value = ")
+    while time.perf_counter() - killed < 60:
+        client.insert(uri, line, column, "x")
+        column += 1
+        await client.inline(uri, line, column)
+        now = await client.status()
+        host = now.get("host") or {}
+        if host.get("pid") not in (None, pid) and now["generatedTokens"] > before[
+                "generatedTokens"]:
+            return round(time.perf_counter() - killed, 2)
+        await asyncio.sleep(0.05)
+    return None
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.file) if args.file else stdlib_file()
     text = path.read_text(encoding="utf-8")
@@ -184,11 +250,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         client.insert(uri, line2, 0, "\n")
         cancelling = await _type(client, uri, line2, keystrokes, cancel_pending=True)
         final = await client.status()
+        recovery = await _recovery(client, uri, line2)
     finally:
         await client.close()
     answered = max(1, sequential["latency"]["count"] or 1)
     tokens = round(final["generatedTokens"] / max(1, final["requests"].get("inline", answered)))
     floor = engine_floor(text, line, keystrokes, tokens, settings) if args.floor else None
+    boundary = boundary_cost(settings) if args.floor else None
     ours = sequential["latency"]["p50Ms"]
     ratio = round(ours / floor["p50Ms"], 2) if floor and floor["p50Ms"] and ours else None
     return {
@@ -203,6 +271,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "typing": sequential,
         "typingWithCancel": cancelling,
         "serverMemoryMB": final["memoryMB"],
+        "hostMemoryMB": (final.get("host") or {}).get("memoryMB"),
+        "processBoundary": boundary,
+        "recoveryAfterKillS": recovery,
         "generatedTokens": final["generatedTokens"],
         "tokensPerSecond": final["tokensPerSecond"],
         "cacheHits": final["requests"].get("cacheHits", 0),
@@ -236,6 +307,14 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"engine floor (same model direct, warm, {floor['tokensPerRequest']} "
                      f"tokens): p50 {floor['p50Ms']} ms, p95 {floor['p95Ms']} ms; "
                      f"ours/floor p50 = {result['p50OverFloor']}")
+    boundary = result.get("processBoundary")
+    if boundary:
+        lines.append(f"process boundary: {boundary['costMs']} ms per request (p50 "
+                     f"{boundary['hostP50Ms']} ms through the engine host vs "
+                     f"{boundary['directP50Ms']} ms in-process, {boundary['rounds']} rounds)")
+    recovery = result.get("recoveryAfterKillS")
+    lines.append(f"engine host memory {result.get('hostMemoryMB')} MB; after a SIGKILL of "
+                 f"the host, the next model suggestion came in {recovery} s")
     lines.append(f"server memory {result['serverMemoryMB']} MB, {result['generatedTokens']} "
                  f"tokens generated at {result['tokensPerSecond']} tokens/s, "
                  f"{result['cacheHits']} cache hits")
