@@ -96,18 +96,29 @@ async def test_sigkill_mid_generation_costs_one_answer_and_recovers_within_10_s(
     make_client: MakeClient,
 ) -> None:
     client = await make_client({"maxTokens": 64, "inlineDeadlineMs": 20000}, env=FAST_LADDER)
-    text, position = cursor_of("def long_story():\n    \"\"\"Tell a long story.\"\"\"\n    █\n")
-    uri = open_document(client, text, "mid_kill.py")
-    pid = host_pid(await status(client))
-    asked = asyncio.ensure_future(inline(client, uri, position))
-    await wait_status(client, lambda s: s["inFlight"] > 0, 10, "the generation started")
-    await asyncio.sleep(0.3)  # inside the decode
-    killed_at = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-    items = await asyncio.wait_for(asked, timeout=5)  # answered at once, not left waiting
-    assert time.monotonic() - killed_at < 3
-    current = await status(client)
-    assert current["requests"].get("engineCrashes", 0) == 1 or current["host"]["crashes"] == 1
+    for attempt in range(1, 6):  # until the kill lands while the engine generates
+        text, position = cursor_of(
+            f"def long_story_{attempt}():\n    \"\"\"Tell a long story.\"\"\"\n    █\n")
+        uri = open_document(client, text, f"mid_kill_{attempt}.py")
+        current = await wait_status(client, serving, 30, "a serving host")
+        await wait_status(client, lambda s: s["inFlight"] == 0, 30, "the warm-up done")
+        pid = host_pid(current)
+        asked = asyncio.ensure_future(inline(client, uri, position))
+        await wait_status(client, lambda s, a=asked: s["inFlight"] > 0 or a.done(), 10,
+                          "the generation started")
+        await asyncio.sleep(0.05 * attempt)  # past the prefill, into the decode
+        if asked.done():
+            continue
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        items = await asyncio.wait_for(asked, timeout=5)  # answered at once, not left waiting
+        answered_s = time.monotonic() - killed_at
+        if (await status(client))["requests"].get("engineCrashes", 0) == 0:
+            continue  # the answer won the race: the host died idle
+        break
+    else:
+        raise AssertionError("no kill landed mid-generation in 5 tries")
+    assert answered_s < 3, answered_s
     assert all(isinstance(insert_text(item), str) for item in items)
     await model_answer(client, "after_mid_kill", timeout=10)
     assert time.monotonic() - killed_at <= 10, "recovery took longer than 10 s"

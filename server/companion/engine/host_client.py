@@ -313,6 +313,9 @@ class HostBackend:
                 last_output = time.monotonic()
                 if isinstance(message, protocol.Output):
                     yield message.chunk
+                    if not message.chunk.finish_reason:
+                        host.send(protocol.Next(request_id))
+                        last_output = time.monotonic()
                 elif isinstance(message, protocol.Finished):
                     finished = True
                     return

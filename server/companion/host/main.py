@@ -66,6 +66,7 @@ class Host:
         self.send_lock = threading.Lock()
         self.work: queue.Queue[Any] = queue.Queue()
         self.flags: dict[int, CancelFlag] = {}
+        self.credits: dict[int, threading.Semaphore] = {}  # Next messages not used yet
         self.flags_lock = threading.Lock()
         self.backend: PrefixTracking | None = None
 
@@ -82,15 +83,19 @@ class Host:
                 message = self.connection.recv()
             except (EOFError, OSError):
                 os._exit(0)  # the server is gone: nobody needs the model any more
-            if isinstance(message, protocol.Cancel):
+            if isinstance(message, protocol.Cancel | protocol.Next):
                 with self.flags_lock:
                     flag = self.flags.get(message.id)
-                if flag is not None:
+                    credit = self.credits.get(message.id)
+                if flag is not None and isinstance(message, protocol.Cancel):
                     flag.cancel()
+                if credit is not None:
+                    credit.release()
                 continue
             if isinstance(message, protocol.Generate):
                 with self.flags_lock:
                     self.flags[message.id] = CancelFlag()
+                    self.credits[message.id] = threading.Semaphore(0)
             self.work.put(message)
             if isinstance(message, protocol.Stop):
                 return
@@ -137,6 +142,7 @@ class Host:
     def generate(self, message: protocol.Generate) -> None:
         with self.flags_lock:
             flag = self.flags.get(message.id) or CancelFlag()
+            credit = self.credits.get(message.id) or threading.Semaphore(1)
         try:
             if self.backend is None:
                 raise BackendError("no model loaded in the engine host")
@@ -147,6 +153,9 @@ class Host:
                 for chunk in stream:
                     self.send(protocol.Output(message.id, chunk))
                     if chunk.finish_reason:
+                        break
+                    credit.acquire()  # until the server asks for more (or cancels)
+                    if flag.cancelled:
                         break
             finally:
                 close_stream(stream)
@@ -159,6 +168,7 @@ class Host:
         finally:
             with self.flags_lock:
                 self.flags.pop(message.id, None)
+                self.credits.pop(message.id, None)
 
     def serve(self) -> None:
         threading.Thread(target=self.read, name="host-reader", daemon=True).start()

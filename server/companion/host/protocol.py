@@ -4,7 +4,7 @@ They travel as pickles over one `multiprocessing.connection` (a Unix socket, a n
 on Windows) opened with a random authentication key that only the two processes know.
 Measured on a 2-core x86 machine: a request plus its first chunk cost ~0.1 ms of pipe time.
 
-server → host: LoadModel, Generate, Cancel, Stop
+server → host: LoadModel, Generate, Next, Cancel, Stop
 host → server: Ready (once), Loaded | LoadFailed, Output… then Finished | Failed, and a
 Heartbeat every HEARTBEAT_S while alive (a stopped or wedged host goes silent).
 """
@@ -82,6 +82,16 @@ def unpack(data: RequestData, now: float) -> GenerationRequest:
 class Generate:
     id: int
     request: RequestData
+
+
+@dataclass(frozen=True)
+class Next:
+    """The server took the last Output: compute the next token. Generation is lazy, as
+    an in-process generator is: the host never decodes ahead while the server post-
+    processes, so the two processes never fight over the cores (on two cores, decoding
+    ahead made typing ~12 % slower), and a closed stream stops before another token."""
+
+    id: int
 
 
 @dataclass(frozen=True)
