@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    from companion.lsp.server import create_server
+    from companion.lsp import create_server
 
     server = create_server()
     try:

@@ -15,8 +15,8 @@ from companion.engine.explain import (
     selection_question,
     static_markdown,
 )
+from companion.engine.explanations import explain_prompt_text
 from companion.engine.prompts import chat_prompt
-from companion.lsp.hover import explain_prompt_text
 
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "golden" / "definitions.json").read_text(encoding="utf-8")

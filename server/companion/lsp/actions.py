@@ -22,9 +22,9 @@ from companion.engine.explain import (
     selection_question,
 )
 from companion.engine.explain import static_markdown as static_part
+from companion.engine.explanations import EXPLAIN_TIMEOUT_S, explain_prompt_text
 from companion.engine.languages import spec_for
 from companion.engine.testfill import model_assertions, with_examples
-from companion.lsp.hover import EXPLAIN_TIMEOUT_S, explain, explain_prompt_text
 from companion.lsp.server import CompanionServer
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,8 @@ def register(server: CompanionServer) -> None:
             question = question or selection_question(language, document.path)
         key = f"{hash((code, question))}"
         spec = spec_for(language, document.path)
-        answer = await explain(ls, key, explain_prompt_text(definition, code, question, spec.id),
-                               EXPLAIN_TIMEOUT_S, spec.id)
+        user = explain_prompt_text(definition, code, question, spec.id)
+        answer = await ls.explanations.explain(key, user, EXPLAIN_TIMEOUT_S, spec.id)
         header = static_part(definition, document.path) + "\n\n---\n\n" if definition else ""
         if answer:
             return f"{header}**✦ Companion:** {answer}"

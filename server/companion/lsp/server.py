@@ -1,7 +1,8 @@
-"""CompanionServer: initialize, settings, the background model load, status and restart.
+"""CompanionServer: initialize, settings, the background model load, document events.
 
 Every feature lives in its own module (inline.py, completion.py, …) with a
-`register(server)` function; `create_server()` wires them all.
+`register(server)` function; `companion.lsp.create_server()` wires them all. This module
+imports none of them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pygls.workspace import TextDocument
 from companion import __version__
 from companion.config import Settings, parse_settings
 from companion.engine.completer import Engine
-from companion.engine.explain import Explainer
+from companion.engine.explanations import Explanations
 from companion.history.recorder import History
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,7 @@ class CompanionServer(LanguageServer):
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.engine = Engine()
-        self.explainer = Explainer()
-        self.explain_tasks: dict[str, asyncio.Task[str | None]] = {}
+        self.explanations = Explanations(self.engine)
         self._load_task: asyncio.Task[Any] | None = None
         self._warned: set[str] = set()
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -256,7 +256,7 @@ class CompanionServer(LanguageServer):
                            round(state.load_seconds, 3))
 
 
-def _register_core(server: CompanionServer) -> None:
+def register(server: CompanionServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: CompanionServer, params: types.InitializeParams) -> None:
         """Read settings from initializationOptions."""
@@ -295,14 +295,3 @@ def _register_core(server: CompanionServer) -> None:
         ls.engine.shutdown()
         ls.history.expire()
         ls.history.close(timeout=2.0)
-
-
-def create_server() -> CompanionServer:
-    """A server with every feature registered."""
-    from companion.lsp import actions, completion, hover, inline, status
-
-    server = CompanionServer()
-    _register_core(server)
-    for module in (inline, completion, hover, actions, status):
-        module.register(server)
-    return server
