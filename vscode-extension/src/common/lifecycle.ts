@@ -18,6 +18,7 @@ import { installPlan, runPlan } from './install';
 const POLL_MS = 4000;
 /** A status request unanswered this long counts once; UNANSWERED_LIMIT in a row: hung. */
 const STATUS_TIMEOUT_MS = 5000;
+const ANSWER_REFRESH_MS = 1000;
 const UNANSWERED_LIMIT = 2;
 
 class StatusTimeout extends Error {}
@@ -75,6 +76,8 @@ export class Companion {
   readonly client: CompanionClient;
   private pollTimer: ReturnType<typeof setInterval> | undefined;
   private unanswered = 0; // status polls in a row that got no answer
+  private lastRefresh = 0;
+  private refreshQueued = false;
   private starting: Promise<void> | undefined;
   private stopped = false;
 
@@ -90,7 +93,7 @@ export class Companion {
         this.statusBar.loaded();
         void this.refreshStatus();
       },
-      onAnswered: () => void this.refreshStatus(),
+      onAnswered: () => this.refreshSoon(),
       onCrashed: (tail) => this.reportCrash(tail),
     });
   }
@@ -128,7 +131,7 @@ export class Companion {
 
   async status(): Promise<ServerStatus | undefined> {
     try {
-      // An empty object rather than no params: pygls never answers a request without them.
+      // An empty object: older servers (plain pygls) left a request without params unanswered.
       const raw = await withTimeout(this.client.request<unknown>(STATUS_REQUEST, {}), STATUS_TIMEOUT_MS);
       this.unanswered = 0;
       return raw === undefined ? undefined : normalizeStatus(raw);
@@ -145,7 +148,21 @@ export class Companion {
     }
   }
 
+  /** After an answer: the status bar's latency, at most once a second (not per keystroke). */
+  private refreshSoon(): void {
+    if (this.refreshQueued) {
+      return;
+    }
+    this.refreshQueued = true;
+    const wait = Math.max(0, ANSWER_REFRESH_MS - (Date.now() - this.lastRefresh));
+    setTimeout(() => {
+      this.refreshQueued = false;
+      void this.refreshStatus();
+    }, wait);
+  }
+
   async refreshStatus(): Promise<ServerStatus | undefined> {
+    this.lastRefresh = Date.now();
     const status = await this.status();
     if (status) {
       this.statusBar.update(status);

@@ -6,18 +6,12 @@ import * as vscodeapi from './vscodeapi';
 
 export const SECTION = 'companion';
 
-/** Keys whose change needs a new server process (a new interpreter or a new model). */
-export const RESTART_KEYS = [
-  'server.python',
-  'server.installSource',
-  'backend',
-  'model',
-  'memoryBudgetMB',
-  'contextTokens',
-  'endpoint',
-  'apiKeyEnv',
-  'threads',
-] as const;
+/**
+ * Keys whose change needs a new server process: a new interpreter or install source. A new
+ * model, backend or engine setting does not: the server reads it from
+ * workspace/didChangeConfiguration and reloads its engine host itself (one reload path).
+ */
+export const RESTART_KEYS = ['server.python', 'server.installSource'] as const;
 
 export type TriggerMode = 'automatic' | 'onDemand';
 
@@ -35,12 +29,14 @@ export interface ConfigReader {
 
 export function readClientSettings(config: ConfigReader): ClientSettings {
   const triggerMode = config.get<string>('inline.triggerMode') === 'onDemand' ? 'onDemand' : 'automatic';
-  const debounceMs = Number(config.get<number>('inline.debounceMs') ?? 150);
+  // 0 by default: the server owns the debounce (adaptive, from its own latency); this is
+  // an extra pause for users who want fewer requests.
+  const debounceMs = Number(config.get<number>('inline.debounceMs') ?? 0);
   return {
     python: (config.get<string>('server.python') ?? '').trim(),
     installSource: (config.get<string>('server.installSource') ?? '').trim(),
     triggerMode,
-    debounceMs: Number.isFinite(debounceMs) ? Math.min(Math.max(debounceMs, 0), 5000) : 150,
+    debounceMs: Number.isFinite(debounceMs) ? Math.min(Math.max(debounceMs, 0), 5000) : 0,
   };
 }
 

@@ -13,7 +13,7 @@ test('client settings have defaults and are clamped', () => {
     python: '',
     installSource: '',
     triggerMode: 'automatic',
-    debounceMs: 150,
+    debounceMs: 0,
   });
   const read = settings.readClientSettings(
     reader({ 'server.python': ' /opt/py ', 'inline.triggerMode': 'onDemand', 'inline.debounceMs': 99999 }),
@@ -24,11 +24,13 @@ test('client settings have defaults and are clamped', () => {
   assert.equal(settings.readClientSettings(reader({ 'inline.triggerMode': 'sometimes' })).triggerMode, 'automatic');
 });
 
-test('only interpreter and model settings restart the server', () => {
+test('only the interpreter and install source restart the server process', () => {
   const changed = (key: string) => (section: string) => section === key;
   assert.equal(settings.affectsRestart(changed('companion.server.python')), true);
-  assert.equal(settings.affectsRestart(changed('companion.model')), true);
-  assert.equal(settings.affectsRestart(changed('companion.backend')), true);
+  assert.equal(settings.affectsRestart(changed('companion.server.installSource')), true);
+  // the server reloads its engine for these by itself
+  assert.equal(settings.affectsRestart(changed('companion.model')), false);
+  assert.equal(settings.affectsRestart(changed('companion.backend')), false);
   assert.equal(settings.affectsRestart(changed('companion.maxTokens')), false);
   assert.equal(settings.affectsRestart(changed('companion.inline.debounceMs')), false);
   assert.equal(settings.affectsRestart(changed('editor.fontSize')), false);
