@@ -39,22 +39,12 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK_CPU = 16
 PREFILL_CHUNK_GPU = 512
 
-# Weights on a CPU. Measured on this project's 2-core x86 Linux box with the embedded
-# SmolLM2-135M (GGUF converted to bf16 safetensors), mlx 0.32.4 / mlx-lm 0.32.2 CPU
-# wheels, through this backend (chunked, headless prefill), 32-64 tokens decoded:
-#   weights    load   prefill cold        prefill warm   decode     MLX memory
-#   bfloat16   4.0 s  21 tok/s (149 tok)  11 new: 0.85 s  5.5 tok/s   262 MB
-#   float32    4.0 s  14 tok/s (149 tok)  11 new: 1.0 s   8.1 tok/s   525 MB
-#   float16    4.0 s  16 tok/s (300 tok)   9 new: 1.2 s   3.1 tok/s   268 MB
-#   8-bit      4.9 s  1.3 tok/s (300 tok)  9 new: 8.3 s   1.0 tok/s   148 MB
-#   4-bit      5.7 s  1.4 tok/s (300 tok)  9 new: 7.9 s   1.0 tok/s    84 MB
-#   1,500-token prompt (box shared with other jobs, load ~2.5): bfloat16 cold 91 s,
-#   warm 10 new 1.2 s, decode 4.2 tok/s; float32 cold 135 s, warm 1.3 s, 5.2-5.9 tok/s.
-# MLX's Linux CPU wheel links the single-threaded reference BLAS and has no fast CPU
-# kernel for quantized matmuls, and exposes no thread count (`ModelSpec.threads` has
-# nothing to set). A keystroke costs a few new prompt tokens and tens of decoded ones, so
-# float32's faster decode wins there (e.g. 10 new + 20 decoded: 3.2 s against 4.1 s);
-# bfloat16 keeps the memory of larger models in check. Metal keeps the weights as shipped.
+# Weights on a CPU. MLX's Linux CPU wheel links the single-threaded reference BLAS, has no
+# fast kernel for quantized matmuls and exposes no thread count. A keystroke costs a few new
+# prompt tokens and tens of decoded ones, so float32's faster decode wins (measured on 2
+# cores with the embedded model: decode 8.1 tok/s against bfloat16's 5.5, 8-bit's 1.0;
+# 10 new + 20 decoded tokens in 3.2 s against 4.1 s); bfloat16 keeps the memory of larger
+# models in check. Metal keeps the weights as shipped.
 CPU_FLOAT32_MAX_MB = 1024  # float32 for models up to ~250M parameters, else bfloat16
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
