@@ -160,3 +160,24 @@ def close_stream(stream: Iterator[Chunk]) -> None:
 def stop_reason(request: GenerationRequest) -> str:
     """Why a generation loop stopped early: "cancelled" or "deadline"."""
     return "cancelled" if request.cancel.cancelled else "deadline"
+
+
+class NoModel:
+    """The backend slot while no model serves (loading, restarting, or templates only):
+    `companion/status` shows it as `templates`; nothing is ever generated from it."""
+
+    name = "templates"
+    capabilities = Capabilities(local_prefix_cache=False, in_host=False)
+
+    def load(self, model: ModelSpec) -> None:
+        raise BackendError("templates need no model")
+
+    def unload(self) -> None:
+        return None
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(name=self.name, model="templates", device="none", memory_mb=0.0,
+                           context_tokens=0)
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        raise BackendError("no model is loaded: templates answer")

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from companion.backends.base import Backend, BackendError, ModelSpec
+from companion.backends.base import Backend, BackendError, ModelSpec, NoModel
 from companion.backends.faulty import FaultyBackend, configured_fault
-from companion.backends.templates import TemplatesBackend
 from companion.config import Settings
 from companion.models import catalog, resolve, tiers
 from companion.models.hardware import Hardware, probe
@@ -52,7 +51,6 @@ FACTORIES: dict[str, Callable[[], Backend]] = {
     "transformers": _transformers,
     "mlx": _mlx,
     "vllm": _vllm,
-    "templates": TemplatesBackend,
 }
 
 # Modules whose import tells whether a backend can run here (checked without importing).
@@ -279,7 +277,7 @@ def load_with_fallback(
             step(f"backend {name} unavailable: {why}")
             name, reason = automatic_backend(hardware_now, exclude)
     if name == "templates":
-        return LoadResult(TemplatesBackend(), None, reason, steps)
+        return LoadResult(NoModel(), None, reason, steps)
     tried = set(exclude)
     while name != "templates":
         tried.add(name)
@@ -304,7 +302,7 @@ def load_with_fallback(
         else:
             break
     step("no model could be loaded: serving templates")
-    return LoadResult(TemplatesBackend(), None, "fallback: templates", steps)
+    return LoadResult(NoModel(), None, "fallback: templates", steps)
 
 
 def _load_remote(settings: Settings, step: Callable[[str], None]) -> LoadResult | None:

@@ -23,7 +23,6 @@ from companion.backends.base import (
     GenerationRequest,
     close_stream,
 )
-from companion.backends.templates import template_completion
 from companion.config import Settings
 from companion.engine.context import STEP_LINES, CursorContext, build_context
 from companion.engine.debounce import Debounce
@@ -34,6 +33,7 @@ from companion.engine.postprocess import PostContext, clean, is_finished, loopin
 from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
 from companion.engine.supervisor import EngineState, Supervisor
+from companion.engine.templates import template_completion
 from companion.host.prefix import CHARS_PER_TOKEN, shared_prefix_length
 
 __all__ = ["Engine", "EngineState", "Suggestion", "consume", "shared_prefix_length"]

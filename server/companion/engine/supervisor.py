@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from companion.backends.base import Backend, BackendError, ModelSpec
+from companion.backends.base import Backend, BackendError, ModelSpec, NoModel
 from companion.backends.registry import LoadResult, load_with_fallback
-from companion.backends.templates import TemplatesBackend
 from companion.config import Settings
 from companion.engine.health import ModelHealth
 from companion.engine.host_client import HostBackend, HostDied, HostProcess
@@ -60,7 +59,7 @@ class Supervisor:
                  run_on_worker: Callable[[Callable[[], Any]], Any]) -> None:
         self._settings = settings
         self._run_on_worker = run_on_worker  # loads run where generations run, one at a time
-        self.templates = TemplatesBackend()
+        self.templates = NoModel()
         self.current = EngineState("loading", self.templates, None, "starting", [])
         self.health = ModelHealth()
         self.host: HostProcess | None = None

@@ -1,18 +1,14 @@
-"""The `templates` backend: honest rule-based suggestions when no model fits.
+"""Rule-based suggestions: what answers when no model does (none fits, it is loading, it
+crashed or failed).
 
 No model, no weights: it reads the line before the cursor and the surrounding code and
 offers common Python idioms (`if __name__ == "__main__":`, `self.x = x` in `__init__`,
-import aliases, `def test_` skeletons …). Every suggestion it makes is labelled as a
-template by the engine. It also provides the static snippet completion items.
+import aliases, `def test_` skeletons …). The engine labels each one as a template.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-
-from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
 
 IMPORT_ALIASES = {
     "numpy": "np",
@@ -119,62 +115,3 @@ def template_completion(prefix: str, suffix: str) -> str:
                 if param not in assigned:
                     return f"{param} = {param}"
     return ""
-
-
-@dataclass(frozen=True)
-class Snippet:
-    """A static completion item: label, LSP snippet body and a one-line description."""
-
-    label: str
-    body: str
-    detail: str
-
-
-SNIPPETS: tuple[Snippet, ...] = (
-    Snippet("def", "def ${1:name}(${2}):\n    ${0:...}", "function definition"),
-    Snippet("defm", "def ${1:name}(self${2}):\n    ${0:...}", "method definition"),
-    Snippet("class", "class ${1:Name}:\n    def __init__(self${2}) -> None:\n        ${0:...}",
-            "class with __init__"),
-    Snippet("dataclass", "@dataclass\nclass ${1:Name}:\n    ${2:field}: ${3:int}$0",
-            "dataclass"),
-    Snippet("ifmain", 'if __name__ == "__main__":\n    ${0:main()}', "main guard"),
-    Snippet("for", "for ${1:item} in ${2:items}:\n    ${0:...}", "for loop"),
-    Snippet("while", "while ${1:condition}:\n    ${0:...}", "while loop"),
-    Snippet("try", "try:\n    ${1:...}\nexcept ${2:Exception} as ${3:error}:\n    ${0:raise}",
-            "try/except"),
-    Snippet("with", "with open(${1:path}, encoding=\"utf-8\") as ${2:file}:\n    ${0:...}",
-            "with open"),
-    Snippet("test", "def test_${1:name}() -> None:\n    ${0:assert ...}", "pytest test"),
-    Snippet("main", "def main() -> None:\n    ${0:...}\n\n\nif __name__ == \"__main__\":\n"
-            "    main()", "main function with guard"),
-)
-
-
-def snippets_for(word: str) -> list[Snippet]:
-    """Snippets whose label starts with the word being typed (all of them for "")."""
-    return [snippet for snippet in SNIPPETS if snippet.label.startswith(word)]
-
-
-class TemplatesBackend:
-    """Rule-based suggestions; always available, needs no memory."""
-
-    name = "templates"
-    capabilities = Capabilities(local_prefix_cache=False, in_host=False)
-
-    def __init__(self) -> None:
-        self._spec: ModelSpec | None = None
-
-
-    def load(self, model: ModelSpec) -> None:
-        self._spec = model
-
-    def unload(self) -> None:
-        self._spec = None
-
-    def info(self) -> BackendInfo:
-        return BackendInfo(name=self.name, model="templates", device="none", memory_mb=0.0,
-                           context_tokens=0)
-
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        text = template_completion(request.prefix, request.suffix)
-        yield Chunk(text=text, tokens=0, finish_reason="stop", prefill_ms=0.0)

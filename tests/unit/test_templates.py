@@ -1,10 +1,11 @@
-"""The templates backend's rules (no model)."""
+"""The rule-based suggestions (no model) and the static snippets."""
 
 from __future__ import annotations
 
 import pytest
 
-from companion.backends.templates import snippets_for, template_completion
+from companion.engine.templates import template_completion
+from companion.lsp.snippets import snippets_for
 
 
 @pytest.mark.parametrize(
