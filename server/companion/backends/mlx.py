@@ -28,7 +28,7 @@ from companion.backends.base import (
     ModelSpec,
     stop_reason,
 )
-from companion.backends.llamacpp import common_prefix_length
+from companion.backends.tokens import common_prefix_length
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from companion.backends.base import (
     ModelSpec,
     stop_reason,
 )
-from companion.backends.llamacpp import common_prefix_length, default_threads
+from companion.backends.tokens import common_prefix_length, default_threads
 
 
 class TransformersBackend:
