@@ -13,6 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# Re-exported: the backends' contract names them; they live where models/ can import them.
+from companion.models.spec import BackendError as BackendError
+from companion.models.spec import ModelSpec as ModelSpec
+
 
 class CancelFlag:
     """A cooperative cancel signal, checked by generation loops between tokens."""
@@ -115,10 +119,6 @@ class Capabilities:
     safe_mode: bool = False
 
 
-class BackendError(RuntimeError):
-    """A backend could not load or generate; the message is shown to the user as is."""
-
-
 class Backend(Protocol):
     """One inference engine with at most one loaded model."""
 
@@ -132,22 +132,6 @@ class Backend(Protocol):
     def info(self) -> BackendInfo: ...
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]: ...
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A resolved model: where its weights are and how to prompt it."""
-
-    name: str  # what status shows
-    path: str  # a GGUF file, a model directory, or a hub id
-    family: str  # keys the prompt template (engine.prompts)
-    fim: bool = False
-    instruct: bool = False
-    context_tokens: int = 2048
-    threads: int = 0
-    # The engine's conservative configuration (llama.cpp: no extra buffer types, so no
-    # AMX/repacked weights): used after a crash at load or in the self-test.
-    safe_mode: bool = False
 
 
 def close_stream(stream: Iterator[Chunk]) -> None:

