@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from companion.backends import openai
+from companion.backends import openai, openai_retry
 from companion.backends.base import (
     BackendError,
     Chunk,
@@ -121,7 +121,7 @@ def server() -> Iterator[FakeServer]:
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(openai, "FIRST_BACKOFF_S", 0.02)
+    monkeypatch.setattr(openai_retry, "FIRST_BACKOFF_S", 0.02)
     monkeypatch.setenv(KEY_ENV, KEY)
 
 
@@ -333,7 +333,7 @@ def test_a_dead_endpoint_fails_fast_with_a_clear_reason(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr(openai, "FIRST_BACKOFF_S", 0.0)  # the backoff is tested elsewhere
+    monkeypatch.setattr(openai_retry, "FIRST_BACKOFF_S", 0.0)  # the backoff is tested elsewhere
     started = time.monotonic()
     with pytest.raises(BackendError, match=r"connection refused.*3 tries"):
         OpenAIBackend(f"http://127.0.0.1:{port}/v1").load(SPEC)
@@ -429,7 +429,7 @@ def test_retries_are_bounded(server: FakeServer) -> None:
 def test_retries_stay_within_the_deadline(server: FakeServer,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # A backoff (60 s) that would end past the deadline (30 s) is not waited at all.
-    monkeypatch.setattr(openai, "FIRST_BACKOFF_S", 60.0)
+    monkeypatch.setattr(openai_retry, "FIRST_BACKOFF_S", 60.0)
     server.script("/completions", reply(502, {}))
     backend = loaded(server)
     started = time.monotonic()
