@@ -20,7 +20,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from companion.scaffolds import document, values
+import companion.scaffolds.document as document
+import companion.scaffolds.values as values
 from companion.scaffolds.document import ClassInfo, FunctionInfo
 
 Exists = Callable[[str], bool]
