@@ -6,6 +6,10 @@ prunes old rows. Whatever goes wrong there (a full disk, a locked or read-only d
 directory that cannot be created) costs one log line for the life of the store, and the
 rows are counted as failed; a corrupt file is moved aside once, with one warning, and a
 fresh database takes its place.
+
+Over ~400 lines on purpose: the writer thread, its queue and the recovery from a corrupt
+or unwritable file share one connection and one lock; split apart, each piece would have
+to reach into the others' state.
 """
 
 from __future__ import annotations
