@@ -1,9 +1,11 @@
-"""vLLM engine arguments from the hardware tier (pure: no vLLM needed)."""
+"""vLLM engine arguments from the hardware tier (pure: no vLLM needed), and the reaper
+that ends the engine's processes when their parent dies."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -13,14 +15,15 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from companion.backends.base import BackendError, ModelSpec
-from companion.backends.vllm import (
+from companion.backends.vllm import VllmBackend, model_directory
+from companion.backends.vllm_reaper import read_targets
+from companion.backends.vllm_sizing import (
     CPU_BATCHED_TOKENS,
     GPU_BATCHED_TOKENS,
     MemoryPool,
     ModelShape,
-    VllmBackend,
     engine_settings,
-    model_directory,
+    has_gguf_quantization,
     read_shape,
 )
 from companion.models.hardware import Hardware
@@ -146,6 +149,7 @@ def test_read_shape_of_a_gguf_conversion(tmp_path: Path) -> None:
     })
     shape = read_shape(folder)
     assert shape == ModelShape(1.0, 23_040, 8192, None)  # the gguf leftover is no method
+    assert has_gguf_quantization(folder)  # which vLLM is told to ignore
 
 
 def test_read_shape_of_a_multimodal_config_and_a_quantized_one(tmp_path: Path) -> None:
@@ -155,6 +159,7 @@ def test_read_shape_of_a_multimodal_config_and_a_quantized_one(tmp_path: Path) -
         "quantization_config": {"quant_method": "gptq"},
     })
     shape = read_shape(folder)
+    assert not has_gguf_quantization(folder)
     assert shape.kv_bytes_per_token == 2 * 2 * 4 * 32 * 2
     assert shape.max_positions == 4096
     assert shape.quantization == "gptq"
@@ -188,7 +193,7 @@ def test_backend_without_a_model_refuses_to_generate() -> None:
 
 PARENT = """
 import subprocess, sys, time
-from companion.backends.vllm import Reaper, descendants
+from companion.backends.vllm_reaper import Reaper, descendants
 engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 time.sleep(0.2)
 reaper = Reaper.start(descendants())
@@ -230,3 +235,17 @@ def test_a_forgotten_engine_is_left_alone() -> None:
         assert engine.is_running() and engine.status() != psutil.STATUS_ZOMBIE
     finally:
         engine.kill()
+
+
+def test_the_reaper_reads_its_targets_until_the_end_or_forget() -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"12 1.5\n34 2")
+    os.write(write_end, b".25\n")
+    os.close(write_end)  # the parent is gone
+    assert read_targets(read_end, os.getppid()) == {12: 1.5, 34: 2.25}
+    os.close(read_end)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"12 1.5\nforget\n")
+    assert read_targets(read_end, os.getppid()) is None
+    os.close(read_end)
+    os.close(write_end)

@@ -4,15 +4,16 @@ blocks of the prompt it shares with the previous one.
 The engine runs in child processes (vLLM's EngineCore and its worker); this thread adds
 requests, waits for the engine's output queue with the cancel flag in view, and aborts the
 request in the engine when the flag is set, the deadline passes or the consumer stops
-reading. What the engine may use comes from the hardware tier (`engine_settings`, pure).
+reading. What the engine may use comes from the hardware tier (`vllm_sizing`, pure).
 
 Process hygiene, because fd 1 carries the LSP protocol: vLLM logs to stdout by default,
 so VLLM_LOGGING_STREAM is pointed at stderr before vLLM is first imported; the children
 are spawned (not forked from a threaded server) and inherit fd 1, which `companion serve`
 has already pointed at stderr. vLLM's children outlive a server that dies without
 unloading (killed by the editor, or stdin closed: `serve` then leaves with os._exit), so a
-small reaper process ends them when that happens. The engine never touches the network:
-models load from local directories only, with HF_HUB_OFFLINE=1 and usage statistics off.
+small reaper process (`vllm_reaper`) ends them when that happens. The engine never touches
+the network: models load from local directories only, with HF_HUB_OFFLINE=1 and usage
+statistics off.
 vLLM is imported lazily, so this module imports without it.
 """
 
@@ -21,16 +22,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
-import json
 import logging
-import math
 import os
 import queue
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +39,20 @@ from companion.backends.base import (
     ModelSpec,
     stop_reason,
 )
-from companion.models import tiers
+from companion.backends.vllm_reaper import Reaper, descendants
+from companion.backends.vllm_sizing import (
+    MB,
+    EngineSettings,
+    MemoryPool,
+    engine_settings,
+    has_gguf_quantization,
+    memory_pool,
+    read_shape,
+)
 from companion.models.hardware import Hardware
 
 log = logging.getLogger(__name__)
 
-_MB = 2**20
-# Memory the engine needs besides weights and KV cache (measured with SmolLM2-135M on a
-# CPU: torch and vLLM take ~0.8 GiB of the worker; a GPU adds the CUDA context,
-# activations, the sampler and CUDA graphs).
-RUNTIME_MB_CPU = 1024
-RUNTIME_MB_GPU = 2560
-KV_CONTEXTS = 4  # whole contexts of KV cache: the recent prompts prefix caching can reuse
-MIN_KV_MB = 256
-MAX_UTILIZATION = 0.95
-# Prefill is chunked this finely so that an abort lands within one chunk (~1 s on a CPU);
-# on a GPU the chunk also bounds the activation memory the runtime share must hold.
-CPU_BATCHED_TOKENS = 512
-GPU_BATCHED_TOKENS = 2048
 MAX_NUM_SEQS = 4  # one generation at a time, plus aborted ones draining
 WAIT_SLICE_S = 0.05  # a wait for engine output looks at the cancel flag this often
 FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "cancelled"}
@@ -80,139 +72,6 @@ DEFAULT_ENVIRONMENT = {
     # because `python -m companion` and the `companion` script guard their entry point.
     "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
 }
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What sizing the engine needs to know about a checkpoint (from its config.json)."""
-
-    weights_mb: float
-    kv_bytes_per_token: int  # 16-bit K and V over all layers
-    max_positions: int
-    quantization: str | None = None  # a pre-quantized checkpoint's method (awq, gptq …)
-
-
-@dataclass(frozen=True)
-class MemoryPool:
-    """The memory vLLM's `gpu_memory_utilization` is a share of: the GPU's, or on a CPU the
-    RAM of the worker's NUMA node."""
-
-    total_mb: int
-    free_mb: int
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Engine arguments for one model on one machine."""
-
-    dtype: str
-    quantization: str | None  # vLLM's `quantization` argument
-    weights: str  # what the weights are held in, for the log and status
-    max_model_len: int
-    gpu_memory_utilization: float
-    memory_mb: int  # what the engine may take: weights, runtime and KV cache
-    tier: str
-    enforce_eager: bool
-    max_num_batched_tokens: int
-    notes: tuple[str, ...] = ()
-
-
-def memory_pool(hw: Hardware) -> MemoryPool:
-    """The pool for `hw` as the probe sees it (GPU memory, else all RAM)."""
-    if hw.cuda and hw.gpu_total_mb is not None:
-        return MemoryPool(hw.gpu_total_mb, hw.gpu_free_mb or 0)
-    return MemoryPool(hw.total_ram_mb, hw.available_ram_mb)
-
-
-def engine_settings(
-    hw: Hardware,
-    context_tokens: int,
-    shape: ModelShape,
-    pool: MemoryPool | None = None,
-    ampere: bool = False,
-    budget_mb: int = 0,
-) -> EngineSettings:
-    """The seed tier as vLLM arguments. Memory ≥ 32 GB: 16-bit weights, 8k context;
-    ≥ 16 GB: 4-bit, 4k; below: 4-bit, 2k (the memory is free GPU memory with CUDA,
-    available RAM otherwise). The context never exceeds `context_tokens` (the ModelSpec)
-    nor the model's positions. vLLM quantizes an unquantized checkpoint on load only to 8
-    bits (fp8, on a GPU of compute capability ≥ 8.0: `ampere`, which also has bf16), so
-    "4-bit" means fp8 there, and 16-bit on a CPU; a pre-quantized checkpoint keeps its own
-    method.
-    `gpu_memory_utilization` is sized to weights, runtime and KV_CONTEXTS contexts of KV
-    cache — not vLLM's default 0.92, which on a CPU is a share of all RAM and refuses to
-    start on a busy machine. Raises BackendError when that does not fit in what is free.
-    """
-    tier = tiers.tier_for(hw, budget_mb)
-    pool = pool or memory_pool(hw)
-    gpu = hw.cuda
-    notes: list[str] = []
-    max_model_len = max(1, min(context_tokens, tier.context_tokens, shape.max_positions))
-    weights_mb = shape.weights_mb
-    quantization: str | None = None
-    dtype = "bfloat16" if gpu and ampere else "auto"  # older GPUs: vLLM picks float16
-    if shape.quantization:
-        weights, dtype = f"{shape.quantization} checkpoint", "auto"
-    elif tier.quantization == "bf16":
-        weights = "bf16" if dtype == "bfloat16" or not gpu else "16-bit"
-    elif gpu and ampere:
-        quantization, weights = "fp8", "fp8 (quantized on load)"
-        weights_mb = shape.weights_mb / 2
-        notes.append("4-bit tier: vLLM quantizes unquantized weights on load to fp8 at best")
-    else:
-        weights, dtype = "16-bit", "auto"
-        where = "on a CPU" if not gpu else "on this GPU (no fp8 before compute capability 8.0)"
-        notes.append(f"4-bit tier, 16-bit weights: vLLM cannot quantize on load {where}")
-    kv_mb = max(MIN_KV_MB, KV_CONTEXTS * max_model_len * shape.kv_bytes_per_token / _MB)
-    need_mb = math.ceil((RUNTIME_MB_GPU if gpu else RUNTIME_MB_CPU) + weights_mb * 1.1 + kv_mb)
-    device = "GPU" if gpu else "RAM"
-    free_mb = min(pool.free_mb, budget_mb) if budget_mb > 0 else pool.free_mb
-    if pool.total_mb <= 0 or need_mb > free_mb:
-        raise BackendError(
-            f"vLLM needs ~{need_mb} MB of {device} for this model at {max_model_len} tokens "
-            f"of context, only {free_mb} MB free: lower companion.contextTokens, pick a "
-            f"smaller model, or close what uses the {device}"
-        )
-    utilization = min(MAX_UTILIZATION, math.ceil(need_mb / pool.total_mb * 100) / 100)
-    return EngineSettings(
-        dtype=dtype,
-        quantization=quantization,
-        weights=weights,
-        max_model_len=max_model_len,
-        gpu_memory_utilization=utilization,
-        memory_mb=need_mb,
-        tier=tier.name,
-        # CPU: torch.compile costs ~110 s of start-up for no faster decoding (measured);
-        # GPU: CUDA graphs make small-batch decoding several times faster.
-        enforce_eager=not gpu,
-        max_num_batched_tokens=GPU_BATCHED_TOKENS if gpu else CPU_BATCHED_TOKENS,
-        notes=tuple(notes),
-    )
-
-
-def read_shape(folder: Path) -> ModelShape:
-    """A checkpoint's size, KV bytes per token and positions, from its directory."""
-    try:
-        config: dict[str, Any] = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as error:
-        raise BackendError(f"{folder} is not a model directory (config.json: {error})") from error
-    text: dict[str, Any] = config.get("text_config") or config
-    heads = int(text.get("num_attention_heads") or 1)
-    kv_heads = int(text.get("num_key_value_heads") or heads)
-    head_dim = int(text.get("head_dim") or int(text.get("hidden_size") or 0) // heads)
-    layers = int(text.get("num_hidden_layers") or 0)
-    weights = sum(
-        entry.stat().st_size
-        for entry in folder.iterdir()
-        if entry.is_file() and entry.name.endswith((".safetensors", ".bin", ".pt"))
-    )
-    method = (config.get("quantization_config") or {}).get("quant_method")
-    return ModelShape(
-        weights_mb=weights / _MB,
-        kv_bytes_per_token=2 * layers * kv_heads * head_dim * 2,
-        max_positions=int(text.get("max_position_embeddings") or 1 << 20),
-        quantization=None if method in (None, "gguf") else str(method),
-    )
 
 
 def model_directory(spec: ModelSpec) -> Path:
@@ -257,7 +116,6 @@ class VllmBackend:
         self._ids = itertools.count(1)
         self._reaper: Reaper | None = None
 
-
     def load(self, model: ModelSpec) -> None:
         self.unload()  # one engine per backend: never two sets of vLLM processes
         prepare_environment()
@@ -273,7 +131,7 @@ class VllmBackend:
         hw, pool, ampere = self._machine(current_platform)
         settings = engine_settings(hw, model.context_tokens, shape, pool, ampere)
         overrides: dict[str, Any] = {}
-        if shape.quantization is None and _has_gguf_quantization(folder):
+        if shape.quantization is None and has_gguf_quantization(folder):
             # A GGUF conversion keeps its "gguf" quantization_config, which vLLM rejects.
             overrides["quantization_config"] = None
         args = EngineArgs(
@@ -432,109 +290,6 @@ class VllmBackend:
             log.warning("vLLM abort of %s failed: %s", request_id, error)
 
 
-# The reaper, run with `python -c`: it reads "PID CREATE_TIME" lines, and when its stdin
-# ends without "forget" (the server is gone) or the server's pid stops being its parent,
-# it terminates those processes (then kills what is left after REAP_GRACE_S).
-REAP_GRACE_S = 5.0
-REAPER_CODE = f"""
-import os, select, signal, sys
-import psutil
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-parent, targets, pending = os.getppid(), {{}}, b""
-while True:
-    ready, _, _ = select.select([0], [], [], 1.0)
-    if not ready:
-        if os.getppid() != parent:
-            break
-        continue
-    data = os.read(0, 4096)
-    if not data:
-        break
-    *lines, pending = (pending + data).split(b"\\n")
-    for line in lines:
-        if line == b"forget":
-            sys.exit(0)
-        pid, created = line.split()
-        targets[int(pid)] = float(created)
-alive = []
-for pid, created in targets.items():
-    try:
-        process = psutil.Process(pid)
-        if abs(process.create_time() - created) < 0.5:
-            process.terminate()
-            alive.append(process)
-    except psutil.Error:
-        pass
-_, left = psutil.wait_procs(alive, timeout={REAP_GRACE_S})
-for process in left:
-    try:
-        process.kill()
-    except psutil.Error:
-        pass
-"""
-
-
-def descendants() -> dict[int, float]:
-    """This process's descendants (pid → creation time), but multiprocessing's resource
-    tracker, which must outlive the engine to clean up after it and exits by itself."""
-    try:
-        import psutil
-
-        found: dict[int, float] = {}
-        for child in psutil.Process().children(recursive=True):
-            try:
-                if "resource_tracker" not in " ".join(child.cmdline()):
-                    found[child.pid] = child.create_time()
-            except psutil.Error:
-                continue
-        return found
-    except Exception:  # psutil refused: no reaping, the engine still runs
-        return {}
-
-
-class Reaper:
-    """Ends the engine's processes if this server dies without unloading the engine."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
-
-    @classmethod
-    def start(cls, targets: dict[int, float]) -> Reaper | None:
-        if not targets:
-            return None
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", REAPER_CODE],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,  # fd 1 may be the LSP protocol
-                start_new_session=True,  # survives the server's process group
-            )
-            assert process.stdin is not None
-            process.stdin.write("".join(f"{pid} {t!r}\n" for pid, t in targets.items()).encode())
-            process.stdin.flush()
-        except (OSError, ValueError) as error:
-            log.warning("vLLM: no reaper for the engine's processes (%s)", error)
-            return None
-        return cls(process)
-
-    def forget(self) -> None:
-        """The engine shut down by itself: the reaper leaves without doing anything."""
-        self._finish(b"forget\n")
-
-    def reap(self) -> None:
-        """End the engine's processes now (they did not shut down)."""
-        self._finish(b"")
-
-    def _finish(self, command: bytes) -> None:
-        try:
-            assert self._process.stdin is not None
-            self._process.stdin.write(command)
-            self._process.stdin.close()
-            self._process.wait(timeout=REAP_GRACE_S + 5)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as error:
-            log.warning("vLLM reaper: %s", error)
-
-
 def _engine_input(engine: Any, ids: list[int]) -> Any:
     """Token ids as the engine takes them (rendered when this vLLM has a renderer)."""
     prompt = {"prompt_token_ids": ids}
@@ -547,21 +302,13 @@ def _engine_input(engine: Any, ids: list[int]) -> Any:
         return prompt
 
 
-def _has_gguf_quantization(folder: Path) -> bool:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool((config.get("quantization_config") or {}).get("quant_method") == "gguf")
-
-
 def _cpu_pool(hw: Hardware) -> MemoryPool:
     """On a CPU vLLM takes its share of the worker's NUMA node, as vLLM itself counts it."""
     try:
         from vllm.utils.cpu_resource_utils import get_memory_node_info
 
         node = get_memory_node_info(0)
-        return MemoryPool(int(node.total_memory // _MB), int(node.available_memory // _MB))
+        return MemoryPool(int(node.total_memory // MB), int(node.available_memory // MB))
     except Exception:  # another vLLM version: the whole machine's RAM
         return MemoryPool(hw.total_ram_mb, hw.available_ram_mb)
 
