@@ -166,8 +166,8 @@ class OpenAIBackend:
                 except Stopped:
                     pass
                 except HttpError as error:
-                    if error.status in (400, 422) and self._usage_options and \
-                            refuses_usage_options(error.detail):
+                    if (error.status in (400, 422) and self._usage_options
+                            and refuses_usage_options(error.detail)):
                         self._usage_options = False  # an older or stricter server: ask without
                         attempt -= 1
                         continue
