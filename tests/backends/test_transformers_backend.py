@@ -47,7 +47,10 @@ async def test_transformers_serves_inline_completions(make_client: MakeClient) -
     outcome = await cancel_in_flight(client, lambda attempt: alphabet(client, attempt),
                                      after_s=0.3, within_s=10, max_tokens=max_tokens)
     assert 0 < outcome.tokens < max_tokens
-    assert insert_text((await inline(client, uri, position))[0]).strip()
+    # ...and the engine answers the next request (a fresh spot: the one above was edited).
+    fresh, spot = cursor_of("def area(width, height):\n    █\n")
+    answered = await inline(client, open_document(client, fresh, "area.py"), spot)
+    assert answered and insert_text(answered[0]).strip()
     current = await status(client)
     assert current["generatedTokens"] > 0
     assert current["requests"].get("modelErrors", 0) == 0
