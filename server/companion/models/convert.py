@@ -63,6 +63,7 @@ def ensure_safetensors(gguf: str | os.PathLike[str], dtype: str = "bfloat16") ->
     if is_converted(target):
         return target
     try:
+        # Only ever reached from a backend's load, inside the engine host process.
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as error:
