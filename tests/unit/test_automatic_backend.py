@@ -45,3 +45,10 @@ def test_every_configurable_backend_is_known() -> None:
     assert registry.weights_format("llamacpp") == "gguf"
     assert registry.weights_format("mlx") == "mlx"
     assert registry.weights_format("vllm") == "hf"
+
+
+def test_the_engines_with_a_safe_mode_are_the_ones_the_registry_names() -> None:
+    from companion.backends.registry import FACTORIES, SAFE_MODE_ENGINES
+
+    with_safe_mode = {name for name, make in FACTORIES.items() if make().capabilities.safe_mode}
+    assert with_safe_mode == SAFE_MODE_ENGINES

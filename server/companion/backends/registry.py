@@ -65,6 +65,10 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
 
 BACKEND_NAMES = tuple(_REQUIRES)
 
+# Engines whose Capabilities.safe_mode is True (known here without importing them; a unit
+# test checks the two agree): a crash at load is retried in safe mode only for these.
+SAFE_MODE_ENGINES = frozenset({"llamacpp"})
+
 # The weights format each local engine loads from the catalog (tiers.choose `fmt`).
 _FORMATS = {"llamacpp": "gguf", "mlx": "mlx"}
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from companion.backends.base import Backend, BackendError, ModelSpec, NoModel
-from companion.backends.registry import LoadResult, load_with_fallback
+from companion.backends.registry import SAFE_MODE_ENGINES, LoadResult, load_with_fallback
 from companion.config import Settings
 from companion.engine.health import ModelHealth
 from companion.engine.host_client import HostBackend, HostDied, HostProcess
@@ -79,6 +79,8 @@ class Supervisor:
     def load(self, on_step: Callable[[str], Any] | None = None) -> EngineState:
         """Load the configured backend and model (blocking; on the generation thread)."""
         with self._lock:
+            if self._restart_timer is not None:  # an explicit reload overtakes a restart
+                self._restart_timer.cancel()
             started = time.perf_counter()
             self.current = EngineState("loading", self.templates, None, "loading",
                                        list(self.crash_steps))
@@ -101,8 +103,11 @@ class Supervisor:
     def _load_in_host(self, engine: str, spec: ModelSpec, step: Callable[[str], None]) -> Backend:
         """Start an engine host for `engine` and load `spec` in it, in safe mode when this
         machine needs it; a crash at load is retried once in safe mode."""
+        has_safe_mode = engine in SAFE_MODE_ENGINES
         if engine in self.safe:
             safe = True
+        elif not has_safe_mode:
+            safe = False
         else:
             known = verdicts.needs_safe_mode(engine)
             safe = known is not None
@@ -115,10 +120,10 @@ class Supervisor:
                 loaded = host.load(engine, dataclasses.replace(spec, safe_mode=safe))
             except HostDied as died:
                 self.crashes += 1
-                if safe:
+                if safe or not has_safe_mode:
                     raise BackendError(
-                        f"engine crashed at load: {died.reason} in {engine}, safe mode too"
-                        + host.last_lines()) from died
+                        f"engine crashed at load: {died.reason} in {engine}"
+                        + (", safe mode too" if safe else "") + host.last_lines()) from died
                 crash = f"engine crashed at load: {died.reason} in {engine}"
                 step(f"{crash} — retrying in safe mode")
                 self.last_crash, safe = crash, True

@@ -62,8 +62,9 @@ def engine_build(backend: str) -> str:
     native = ""
     if spec is not None and spec.submodule_search_locations:
         folder = Path(next(iter(spec.submodule_search_locations)))
-        libraries = [path for pattern in ("*.so", "*.dylib", "*.dll")
-                     for path in folder.rglob(pattern)]
+        # The package folder and its lib/ only: a walk of torch's tree would cost a second.
+        libraries = [path for pattern in ("*.so*", "*.dylib", "*.dll", "*.pyd")
+                     for where in (folder, folder / "lib") for path in where.glob(pattern)]
         if libraries:
             biggest = max(libraries, key=lambda path: path.stat().st_size)
             stat = biggest.stat()
