@@ -24,7 +24,7 @@ from lsprotocol import types
 
 from companion.engine.context import split_lines
 from companion.engine.metrics import percentile
-from companion.lspclient import CompanionClient
+from companion.lspclient import CompanionClient, ServerGone
 
 TYPED = (
     "def summarize(values):\n"
@@ -168,6 +168,8 @@ async def _type(
             client.protocol.notify("$/cancelRequest", types.CancelParams(id=pending[0]))
             try:
                 await pending[1]
+            except ServerGone:
+                raise
             except Exception:
                 cancelled += 1
             pending = None
@@ -185,9 +187,9 @@ async def _type(
         )
         msg_id = uuid.uuid4().hex
         started = time.perf_counter()
-        future = client.protocol.send_request_async(
-            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
-        )
+        future = asyncio.ensure_future(client.call("inline completion",
+            client.protocol.send_request_async(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)))
         if cancel_pending:
             pending = (msg_id, future)
             await asyncio.sleep(0.03)  # a fast typist: ~30 ms between keys
