@@ -36,6 +36,8 @@ class Settings:
     threads: int = 0  # 0 = one per physical core
     history_enabled: bool = True  # local SQLite record of suggestions (never sent anywhere)
     history_keep_text: bool = False  # also keep the suggested text, for the user's review
+    # definitions (jedi) and similar code from other open files ahead of the prefix
+    repo_context: bool = False
 
 
 def _camel(name: str) -> str:

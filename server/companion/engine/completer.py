@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,12 @@ from companion.engine.host_client import HostDied
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
+from companion.engine.repo_context import (
+    INVOKED_WAIT_S,
+    REPO_CONTEXT_CHARS,
+    TYPING_WAIT_S,
+    RepoContext,
+)
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
 from companion.engine.supervisor import EngineState, Supervisor
 from companion.engine.templates import template_completion
@@ -73,6 +79,7 @@ class Suggestion:
     narrowed: bool = False  # the prompt was cut to fit the prefill budget
     prefill_ms: float = 0.0  # prompt processing in the engine (0 when fully cached)
     decode_ms: float = 0.0  # token generation after the prefill
+    repo_context_chars: int = 0  # the repository header in the prompt (0: none)
 
 
 @dataclass
@@ -137,6 +144,7 @@ class Engine:
         # the host's hangs are caught by its own watchdog long before this.
         self.hang_timeout_s = float(os.environ.get("COMPANION_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
         self.debounce = Debounce()
+        self.repo = RepoContext()
         self._newest: dict[str, object] = {}  # newest request per document (debounce)
         self._grow_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -185,6 +193,7 @@ class Engine:
             self._cancel_grow(uri)
         self.supervisor.shutdown()
         self.scheduler.shutdown()
+        self.repo.shutdown()
 
     # -- completions -------------------------------------------------------------------
 
@@ -198,14 +207,16 @@ class Engine:
         encoding: str = "utf-16",
         prefix_tokens: int | None = None,
         step_lines: int = STEP_LINES,
+        reserve_chars: int = 0,
     ) -> CursorContext:
         """The cursor context, sized from the model's context budget (or, for the prefix,
-        from `prefix_tokens`)."""
+        from `prefix_tokens`); `reserve_chars` of the prefix's share go to the
+        repository header."""
         budget = self.settings.context_tokens
         if self.current.spec is not None:
             budget = min(budget, self.current.spec.context_tokens)
         budget_chars = int((budget - self.settings.max_tokens) * CHARS_PER_TOKEN)
-        prefix_chars = max(256, int(budget_chars * 0.8))
+        prefix_chars = max(256, int(budget_chars * 0.8) - reserve_chars)
         if prefix_tokens is not None:
             prefix_chars = min(prefix_chars, int(prefix_tokens * CHARS_PER_TOKEN))
         return build_context(
@@ -237,12 +248,17 @@ class Engine:
         flag: CancelFlag | None = None,
         encoding: str = "utf-16",
         automatic: bool = False,
+        documents: Mapping[str, str] | None = None,
     ) -> Suggestion:
         """Ghost text at (line, character); raises PositionError for a bad position.
 
-        `automatic`: the editor asked on its own (typing), not the user explicitly."""
+        `automatic`: the editor asked on its own (typing), not the user explicitly.
+        `documents`: the other open documents (path → text), for the repository context."""
         started = time.perf_counter()
-        ctx = self.context_at(text, line, character, language, path, encoding)
+        with_repo = self.settings.repo_context and documents is not None
+        reserve = REPO_CONTEXT_CHARS if with_repo else 0
+        ctx = self.context_at(text, line, character, language, path, encoding,
+                              reserve_chars=reserve)
         cached = self.cache.get(uri, ctx.prefix, ctx.suffix)
         if cached is not None:
             self.metrics.count("cacheHits")
@@ -265,13 +281,25 @@ class Engine:
             if self.current.backend.capabilities.local_prefix_cache:
                 narrow = self.context_at(text, line, character, language, path, encoding,
                                          PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
+            header, complete = "", True
+            if with_repo and documents is not None:
+                # Off the event loop: jedi is waited on for at most its cap.
+                header, complete = await asyncio.to_thread(
+                    self.repo.header, uri, text, ctx, documents,
+                    TYPING_WAIT_S if automatic else INVOKED_WAIT_S, not automatic)
             suggestion = await self._run_generation(
-                uri, ctx, narrow, started, flag or CancelFlag(), automatic)
+                uri, ctx, narrow, started, flag or CancelFlag(), automatic, header)
         finally:
             if self._newest.get(uri) is marker:
                 del self._newest[uri]
-        if suggestion.narrowed and self._newest.get(uri) is None:
-            self._schedule_grow(uri, ctx)
+        if (suggestion.narrowed or not complete) and self._newest.get(uri) is None:
+            refresh = None
+            if with_repo and documents is not None and not complete:
+                docs = documents
+
+                def refresh() -> str:
+                    return self.repo.header(uri, text, ctx, docs, INVOKED_WAIT_S, True)[0]
+            self._schedule_grow(uri, ctx, header, refresh)
         return suggestion
 
     async def _run_generation(
@@ -282,13 +310,15 @@ class Engine:
         started: float,
         flag: CancelFlag,
         automatic: bool,
+        header: str = "",
     ) -> Suggestion:
         """The model's suggestion on the generation thread, with templates answering
         for a failing, crashed or hung engine."""
         try:
             suggestion = await asyncio.wait_for(
                 self.scheduler.run(
-                    uri, lambda f: self._generate(ctx, narrow, f, started, automatic), flag
+                    uri, lambda f: self._generate(ctx, narrow, f, started, automatic, header),
+                    flag,
                 ),
                 timeout=self.hang_timeout_s + 10,
             )
@@ -327,20 +357,29 @@ class Engine:
         if timer is not None:
             timer.cancel()
 
-    def _schedule_grow(self, uri: str, ctx: CursorContext) -> None:
+    def _schedule_grow(self, uri: str, ctx: CursorContext, header: str = "",
+                       refresh: Callable[[], str] | None = None) -> None:
         """After a pause, process the full window at the cursor, so the next request
-        there gets the whole context at the price of a short prefill."""
+        there gets the whole context at the price of a short prefill. `refresh` makes the
+        repository header anew first (jedi had not answered in time)."""
         self._cancel_grow(uri)
+
+        async def grow() -> None:
+            nonlocal header
+            if refresh is not None:
+                header = await asyncio.to_thread(refresh)
+            await self._prefill(uri, ctx, "grows", header)
 
         def start() -> None:
             self._grow_timers.pop(uri, None)
-            task = asyncio.ensure_future(self._prefill(uri, ctx, "grows"))
+            task = asyncio.ensure_future(grow())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
         self._grow_timers[uri] = asyncio.get_running_loop().call_later(GROW_AFTER_S, start)
 
-    async def _prefill(self, uri: str, ctx: CursorContext, counter: str) -> None:
+    async def _prefill(self, uri: str, ctx: CursorContext, counter: str,
+                       header: str = "") -> None:
         """Process the prompt for `ctx` on the generation thread without keeping any
         output; it runs under the document's key, so the next real request cancels it."""
 
@@ -349,7 +388,8 @@ class Engine:
             if not current.serving or not current.backend.capabilities.local_prefix_cache:
                 return
             assert current.spec is not None
-            prompt = build_prompt(ctx, current.spec.family, current.spec.fim)
+            prompt = build_prompt(ctx, current.spec.family, current.spec.fim,
+                                  repo_header=header)
             request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
             result = consume(current.backend, request,
                              lambda result, chunk: "prefilled" if result.prefilled else "")
@@ -381,6 +421,7 @@ class Engine:
         flag: CancelFlag,
         started: float,
         automatic: bool = False,
+        header: str = "",
     ) -> Suggestion:
         """Run one generation on the worker thread, stopping as soon as it is complete.
 
@@ -388,12 +429,14 @@ class Engine:
         the backend cannot be swapped out from under a generation. `narrow` (a context
         with a shorter prefix) runs instead when the backend's cache lacks too much of
         the full prompt: the backend decides, since it knows what its cache holds.
+        The repository `header` goes ahead of the full prompt only: the narrow one is
+        there to keep the prefill short.
         """
         current = self.current
         if not current.serving or current.spec is None:
             return self._template_suggestion(ctx, started)
         family, fim = current.spec.family, current.spec.fim
-        prompt = build_prompt(ctx, family, fim)
+        prompt = build_prompt(ctx, family, fim, repo_header=header)
         small = build_prompt(narrow, family, fim) if narrow is not None else None
         posts = {False: PostContext(ctx), True: PostContext(narrow or ctx)}
         prompts = {False: prompt, True: small or prompt}
@@ -456,6 +499,7 @@ class Engine:
             prefill_ms=result.prefill_ms,
             decode_ms=max(0.0, generation_ms - result.prefill_ms),
             narrowed=result.narrowed,
+            repo_context_chars=0 if result.narrowed else len(header),
         )
 
     # -- warm-up -----------------------------------------------------------------------------

@@ -52,6 +52,13 @@ def accept_arguments(suggestion_id: str, source: str) -> list[object]:
     return [{"id": suggestion_id, "source": source}]
 
 
+def open_documents(ls: CompanionServer, uri: str) -> dict[str, str]:
+    """The other open documents (path → text): the repository context's similar code."""
+    return {document.path: document.source for key, document in
+            list(ls.workspace.text_documents.items())
+            if key != uri and len(document.source) <= MAX_DOCUMENT_CHARS // 10}
+
+
 async def suggestion_at(
     ls: CompanionServer, uri: str, position: types.Position, kind: str,
     automatic: bool = False,
@@ -78,6 +85,7 @@ async def suggestion_at(
             path=document.path,
             encoding=ls.position_encoding,
             automatic=automatic,
+            documents=open_documents(ls, uri),
         )
     except PositionError as error:
         ls.log_line(f"{kind} at {uri}: {error}", types.MessageType.Warning)
