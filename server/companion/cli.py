@@ -196,11 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="skip timing the engine floor (the model called directly)")
     latency.set_defaults(func=cmd_bench)
     quality = kinds.add_parser(
-        "quality", help="HumanEval holes: exact match, edit similarity, pass@1 vs a naive baseline"
+        "quality", help="holes in HumanEval or real packages: exact match, edit similarity, "
+        "pass@1 / names that exist, vs a naive baseline"
     )
     quality.add_argument("--json", action="store_true", help="print JSON only")
-    quality.add_argument("--limit", type=int, default=100,
-                         help="cases per category, spread over the data (0 = all)")
+    quality.add_argument("--suite", choices=["humaneval", "repo"], default="humaneval",
+                         help="humaneval, or repo: holes in click, rich, jinja2, httpx, "
+                         "pygments as installed (the rest of each package is the workspace)")
+    quality.add_argument("--limit", type=int, default=None,
+                         help="humaneval: cases per category (default 100); repo: holes in "
+                         "all (default 40, ~10 min on two cores); 0 = all")
+    quality.add_argument("--context", choices=["both", "on", "off"], default="both",
+                         help="repo suite: the pipeline with the repository context off, "
+                         "on, or both side by side (default)")
+    quality.add_argument("--examples", action="store_true",
+                         help="repo suite: every suggestion in the JSON")
     quality.add_argument("--settings", help="server settings as JSON")
     quality.add_argument("--progress", action="store_true", help="a counter on stderr")
     quality.set_defaults(func=cmd_bench)

