@@ -200,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
         "pass@1 / names that exist, vs a naive baseline"
     )
     quality.add_argument("--json", action="store_true", help="print JSON only")
-    quality.add_argument("--suite", choices=["humaneval", "repo"], default="humaneval",
-                         help="humaneval, or repo: holes in click, rich, jinja2, httpx, "
-                         "pygments as installed (the rest of each package is the workspace)")
+    quality.add_argument("--suite", choices=["humaneval", "repo", "js"], default="humaneval",
+                         help="humaneval; repo: holes in click, rich, jinja2, httpx, "
+                         "pygments as installed (the rest of each package is the workspace); "
+                         "js: holes in real JavaScript (npm's own sources)")
     quality.add_argument("--limit", type=int, default=None,
                          help="humaneval: cases per category (default 100); repo: holes in "
                          "all (default 40, ~10 min on two cores); 0 = all")
@@ -214,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--settings", help="server settings as JSON")
     quality.add_argument("--progress", action="store_true", help="a counter on stderr")
     quality.set_defaults(func=cmd_bench)
+    decode = kinds.add_parser(
+        "decode", help="decode tokens/s of the engine with prompt-lookup drafting on and off, "
+        "same spots, same run"
+    )
+    decode.add_argument("--json", action="store_true", help="print JSON only")
+    decode.add_argument("--file", action="append",
+                        help="a source file to draft from (repeatable; default: stdlib files)")
+    decode.add_argument("--spots", type=int, default=12, help="cursor spots per run")
+    decode.add_argument("--tokens", type=int, default=48, help="tokens per spot")
+    decode.add_argument("--settings", help="server settings as JSON")
+    decode.set_defaults(func=cmd_bench)
     soak = kinds.add_parser("soak", help="a long session; samples the server's memory")
     soak.add_argument("--minutes", type=float, default=10.0)
     soak.add_argument("--json", action="store_true", help="print JSON only")
