@@ -49,17 +49,13 @@ class CancelFlag:
 
 @dataclass
 class GenerationRequest:
-    """What to generate. `prompt` is always set; `prefix`/`suffix` let native-infill or
-    template backends see the document around the cursor."""
+    """What to generate: `prompt` (already laid out for the model: FIM or excerpt)."""
 
     prompt: str
     max_tokens: int = 64
     stop: list[str] = field(default_factory=list)
     temperature: float = 0.0
     deadline: float | None = None  # time.monotonic() after which generation stops
-    prefix: str = ""
-    suffix: str = ""
-    language: str = "python"
     # Chat form of the prompt ({"role", "content"} dicts) for backends with a chat API;
     # local engines ignore it and use `prompt`.
     messages: list[dict[str, str]] = field(default_factory=list)

@@ -41,9 +41,6 @@ class RequestData:
     messages: list[dict[str, str]] = field(default_factory=list)
     narrow_prompt: str = ""
     prefill_budget_tokens: int = 0
-    prefix: str = ""
-    suffix: str = ""
-    language: str = "python"
 
 
 def pack(request: GenerationRequest, now: float) -> RequestData:
@@ -56,9 +53,6 @@ def pack(request: GenerationRequest, now: float) -> RequestData:
         messages=list(request.messages),
         narrow_prompt=request.narrow_prompt,
         prefill_budget_tokens=request.prefill_budget_tokens,
-        prefix=request.prefix,
-        suffix=request.suffix,
-        language=request.language,
     )
 
 
@@ -72,9 +66,6 @@ def unpack(data: RequestData, now: float) -> GenerationRequest:
         messages=list(data.messages),
         narrow_prompt=data.narrow_prompt,
         prefill_budget_tokens=data.prefill_budget_tokens,
-        prefix=data.prefix,
-        suffix=data.suffix,
-        language=data.language,
     )
 
 

@@ -4,12 +4,12 @@ __init__, so there is no cycle."""
 
 from __future__ import annotations
 
-from companion.lsp import actions, completion, hover, inline, server, status
+from companion.lsp import actions, completion, hover, inline, server, status, suggestions
 
 
 def create_server() -> server.CompanionServer:
     """A server with every feature registered."""
     companion_server = server.CompanionServer()
-    for module in (server, inline, completion, hover, actions, status):
+    for module in (server, suggestions, inline, completion, hover, actions, status):
         module.register(companion_server)
     return companion_server

@@ -9,9 +9,14 @@ from __future__ import annotations
 from lsprotocol import types
 
 from companion.engine.context import split_lines, utf16_to_index
-from companion.lsp.inline import ACCEPT_COMMAND, accept_arguments, record_shown, suggestion_at
 from companion.lsp.server import CompanionServer
 from companion.lsp.snippets import snippets_for
+from companion.lsp.suggestions import (
+    ACCEPT_COMMAND,
+    accept_arguments,
+    record_shown,
+    suggestion_at,
+)
 
 AI_DETAIL = "✦ Companion AI"
 

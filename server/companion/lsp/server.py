@@ -27,6 +27,13 @@ from companion.history.recorder import History
 
 log = logging.getLogger(__name__)
 
+MAX_DOCUMENT_CHARS = 4_000_000  # past this a document is not sent to the model
+
+
+def suggestable(text: str) -> bool:
+    """Whether a document may go to the model: not huge, not binary."""
+    return len(text) <= MAX_DOCUMENT_CHARS and "\x00" not in text[:MAX_DOCUMENT_CHARS]
+
 _ANSWERED = object()  # a request already answered with an error: nothing more to do
 
 
@@ -284,7 +291,7 @@ def register(server: CompanionServer) -> None:
     async def did_open(ls: CompanionServer, params: types.DidOpenTextDocumentParams) -> None:
         """Warm the model's prefix cache for the new file (in the background)."""
         document = params.text_document
-        if len(document.text) <= 4_000_000 and "\x00" not in document.text:
+        if suggestable(document.text):
             opened = ls.workspace.text_documents.get(document.uri)
             path = opened.path if opened is not None else ""
             await ls.engine.warm(document.uri, document.text, document.language_id, path)
