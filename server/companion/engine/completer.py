@@ -13,23 +13,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from companion.backends.base import (
-    Backend,
-    CancelFlag,
-    Chunk,
-    GenerationRequest,
-    close_stream,
-)
+from companion.backends.base import CancelFlag, Chunk, GenerationRequest
 from companion.config import Settings
 from companion.engine.context import STEP_LINES, CursorContext, build_context
 from companion.engine.debounce import Debounce
+from companion.engine.generation import PREFILL_BUDGET_TOKENS, generate_inline
 from companion.engine.health import ModelHealth
 from companion.engine.host_client import HostDied
 from companion.engine.metrics import Metrics
-from companion.engine.postprocess import PostContext, clean, is_finished, looping
+from companion.engine.postprocess import PostContext, clean
 from companion.engine.prompts import Prompt, build_prompt
 from companion.engine.repo_context import (
     INVOKED_WAIT_S,
@@ -38,11 +32,20 @@ from companion.engine.repo_context import (
     RepoContext,
 )
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
+from companion.engine.stream import StreamResult, Suggestion, consume
 from companion.engine.supervisor import EngineState, Supervisor
 from companion.engine.templates import template_completion
 from companion.host.prefix import CHARS_PER_TOKEN, shared_prefix_length
 
-__all__ = ["Engine", "EngineState", "Suggestion", "consume", "shared_prefix_length"]
+__all__ = [
+    "PREFILL_BUDGET_TOKENS",
+    "Engine",
+    "EngineState",
+    "StreamResult",
+    "Suggestion",
+    "consume",
+    "shared_prefix_length",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,85 +53,11 @@ log = logging.getLogger(__name__)
 # laptop takes ~10 s; streaming stops itself at twice the inline deadline).
 HANG_TIMEOUT_S = 60.0
 
-# A request pays for at most this many prompt tokens the engine has not processed yet
-# (~0.5 s on two cores with the embedded model). When the full window is not cached —
-# a newly opened file, a jump, the window moving down — the prompt is cut to the last
-# lines before the cursor (moving in SMALL_STEP_LINES steps), and the full window is
-# processed in the background once the user pauses for GROW_AFTER_S. The engine host
-# decides (host/prefix.py): it knows what its KV cache holds.
-PREFILL_BUDGET_TOKENS = 160
+# The narrow prompt (engine/generation.py: PREFILL_BUDGET_TOKENS) moves in steps of
+# SMALL_STEP_LINES lines; the full window is processed in the background once the user
+# pauses for GROW_AFTER_S.
 SMALL_STEP_LINES = 4
 GROW_AFTER_S = 0.4
-# Automatic (as-you-type) requests stop at the first line end past this budget; an
-# explicit invocation gets the whole `inlineDeadlineMs`.
-TYPING_BUDGET_MS = 300
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """Ghost text for one cursor position and where it came from."""
-
-    text: str
-    source: str  # "model" | "cache" | "templates"
-    latency_ms: float
-    tokens: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    finish_reason: str = ""
-    context_ms: float = 0.0  # cursor context and prompt building
-    narrowed: bool = False  # the prompt was cut to fit the prefill budget
-    prefill_ms: float = 0.0  # prompt processing in the engine (0 when fully cached)
-    decode_ms: float = 0.0  # token generation after the prefill
-    repo_context_chars: int = 0  # the repository header in the prompt (0: none)
-
-
-@dataclass
-class StreamResult:
-    """What one pass over a backend's stream produced."""
-
-    output: str = ""
-    tokens: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    prefill_ms: float = 0.0
-    prefilled: bool = False  # the prompt was processed (the first chunk came)
-    narrowed: bool = False  # the backend ran the request's narrow prompt
-    finish: str = ""
-    seconds: float = 0.0
-
-
-# Looks at the output so far after each chunk; returns a finish reason to stop there
-# (and may shorten the result's output), or "" to go on.
-StopRule = Callable[[StreamResult, Chunk], str]
-
-
-def consume(backend: Backend, request: GenerationRequest, rule: StopRule) -> StreamResult:
-    """The one loop over a backend's stream: inline completions, prefills and free text
-    all run through it. The stream is closed as soon as `rule` stops it (the engine
-    stops within a token)."""
-    result = StreamResult()
-    started = time.perf_counter()
-    stream = backend.stream(request)
-    try:
-        for chunk in stream:
-            result.output += chunk.text
-            result.tokens += chunk.tokens
-            if chunk.prefill_ms is not None and not result.prefilled:
-                result.prefilled, result.narrowed = True, chunk.narrowed
-                result.prompt_tokens, result.cached_tokens = (chunk.prompt_tokens,
-                                                              chunk.cached_tokens)
-                result.prefill_ms = chunk.prefill_ms
-            if chunk.finish_reason:
-                result.finish = chunk.finish_reason
-                break
-            finish = rule(result, chunk)
-            if finish:
-                result.finish = finish
-                break
-    finally:
-        close_stream(stream)
-        result.seconds = time.perf_counter() - started
-    return result
 
 
 class Engine:
@@ -268,11 +197,14 @@ class Engine:
         self._cancel_grow(uri)
         overtaken = uri in self._newest  # the previous request is still unanswered
         marker = self._newest[uri] = object()
+        waited = 0.0
         try:
             if automatic:
                 wait = self.debounce.delay(uri, overtaken=overtaken)
                 if wait:
+                    slept = time.perf_counter()
                     await asyncio.sleep(wait)
+                    waited = time.perf_counter() - slept
                     if self._newest.get(uri) is not marker:  # a newer keystroke came
                         self.metrics.count("debounced")
                         return Suggestion("", "cancelled", (time.perf_counter() - started)
@@ -281,14 +213,18 @@ class Engine:
             if self.current.backend.capabilities.local_prefix_cache:
                 narrow = self.context_at(text, line, character, language, path, encoding,
                                          PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
+            context_s = time.perf_counter() - started - waited
             header, complete = "", True
             if with_repo and documents is not None:
                 # Off the event loop: jedi is waited on for at most its cap.
+                asked = time.perf_counter()
                 header, complete = await asyncio.to_thread(
                     self.repo.header, uri, text, ctx, documents,
                     TYPING_WAIT_S if automatic else INVOKED_WAIT_S, not automatic)
+                context_s += time.perf_counter() - asked
             suggestion = await self._run_generation(
-                uri, ctx, narrow, started, flag or CancelFlag(), automatic, header)
+                uri, ctx, narrow, started, flag or CancelFlag(), automatic, header,
+                context_s * 1000)
         finally:
             if self._newest.get(uri) is marker:
                 del self._newest[uri]
@@ -311,15 +247,26 @@ class Engine:
         flag: CancelFlag,
         automatic: bool,
         header: str = "",
+        context_ms: float = 0.0,
     ) -> Suggestion:
         """The model's suggestion on the generation thread, with templates answering
         for a failing, crashed or hung engine."""
+
+        def job(flag: CancelFlag) -> Suggestion:
+            # Reads `self.current` on the worker: model loads run on the same thread, so
+            # the backend cannot be swapped out from under a generation.
+            current = self.current
+            if not current.serving or current.spec is None:
+                return self._template_suggestion(ctx, started)
+            suggestion, result = generate_inline(
+                current.backend, current.spec, self.settings, ctx, narrow, flag, started,
+                automatic, header, context_ms)
+            self.metrics.generation(result.tokens, result.seconds)
+            return suggestion
+
         try:
             suggestion = await asyncio.wait_for(
-                self.scheduler.run(
-                    uri, lambda f: self._generate(ctx, narrow, f, started, automatic, header),
-                    flag,
-                ),
+                self.scheduler.run(uri, job, flag),
                 timeout=self.hang_timeout_s + 10,
             )
         except Superseded:
@@ -413,91 +360,6 @@ class Engine:
         self.metrics.count("modelHangs")
         self.health.mark_hung(reason)
         log.error("model hung (%s): serving templates until companion/restart", reason)
-
-    def _generate(
-        self,
-        ctx: CursorContext,
-        narrow: CursorContext | None,
-        flag: CancelFlag,
-        started: float,
-        automatic: bool = False,
-        header: str = "",
-    ) -> Suggestion:
-        """Run one generation on the worker thread, stopping as soon as it is complete.
-
-        Reads `self.current` here, on the worker: model loads run on the same thread, so
-        the backend cannot be swapped out from under a generation. `narrow` (a context
-        with a shorter prefix) runs instead when the backend's cache lacks too much of
-        the full prompt: the backend decides, since it knows what its cache holds.
-        The repository `header` goes ahead of the full prompt only: the narrow one is
-        there to keep the prefill short.
-        """
-        current = self.current
-        if not current.serving or current.spec is None:
-            return self._template_suggestion(ctx, started)
-        family, fim = current.spec.family, current.spec.fim
-        prompt = build_prompt(ctx, family, fim, repo_header=header)
-        small = build_prompt(narrow, family, fim) if narrow is not None else None
-        posts = {False: PostContext(ctx), True: PostContext(narrow or ctx)}
-        prompts = {False: prompt, True: small or prompt}
-        context_ms = (time.perf_counter() - started) * 1000
-        budget_ms = self.settings.inline_deadline_ms
-        if automatic:
-            budget_ms = min(budget_ms, TYPING_BUDGET_MS)
-        soft_deadline = started + budget_ms / 1000
-        hard_budget = started + (2 * budget_ms if automatic else 4 * budget_ms) / 1000
-        request = GenerationRequest(
-            prompt=prompt.text,
-            max_tokens=self.settings.max_tokens,
-            stop=list(prompt.stop),
-            deadline=time.monotonic() + 2 * self.settings.inline_deadline_ms / 1000,
-            narrow_prompt=small.text if small is not None else "",
-            prefill_budget_tokens=PREFILL_BUDGET_TOKENS if small is not None else 0,
-            cancel=flag,
-        )
-
-        def rule(result: StreamResult, chunk: Chunk) -> str:
-            """Stop at a stop string, a loop, the end of the block, or the budget."""
-            used, post = prompts[result.narrowed], posts[result.narrowed]
-            raw = used.healed(result.output)
-            stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
-            if stop_at >= 0:
-                return "stop"
-            if looping(raw[-96:]):  # the filters cut the loop; no need to finish it
-                return "loop"
-            if time.perf_counter() > hard_budget and clean(raw, post).text:
-                return "deadline"  # as-you-type: no line end in sight, show what is there
-            if "\n" in chunk.text:
-                if is_finished(raw, post):
-                    return "complete"
-                # Over budget: return what is there at this line end, if anything.
-                if time.perf_counter() > soft_deadline and clean(raw, post).text:
-                    return "deadline"
-            return ""
-
-        result = consume(current.backend, request, rule)
-        used, post = prompts[result.narrowed], posts[result.narrowed]
-        raw = used.healed(result.output)
-        stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
-        if stop_at >= 0:
-            raw = raw[:stop_at]
-        generation_ms = result.seconds * 1000
-        self.metrics.generation(result.tokens, result.seconds)
-        finish = "cancelled" if flag.cancelled else result.finish
-        return Suggestion(
-            clean(raw, post).text,
-            "model",
-            (time.perf_counter() - started) * 1000,
-            result.tokens,
-            result.prompt_tokens,
-            result.cached_tokens,
-            finish,
-            context_ms=context_ms,
-            prefill_ms=result.prefill_ms,
-            decode_ms=max(0.0, generation_ms - result.prefill_ms),
-            narrowed=result.narrowed,
-            repo_context_chars=0 if result.narrowed else len(header),
-        )
 
     # -- warm-up -----------------------------------------------------------------------------
 
