@@ -15,7 +15,13 @@ import pytest
 from companion.cli import main
 from companion.history.report import latency_points, render_html
 from companion.history.stats import collect, format_stats, parse_duration
-from companion.history.store import INSERT_EVENT, INSERT_SUGGESTION, open_database
+from companion.history.store import (
+    INSERT_EVENT,
+    INSERT_RETENTION,
+    INSERT_SUGGESTION,
+    RetentionRow,
+    open_database,
+)
 from tests.unit.test_history_store import row
 
 NOW = 2_000_000_000.0
@@ -168,3 +174,50 @@ def test_stats_without_a_database_reports_zeros_and_creates_nothing(
     assert report["suggestions"]["shown"] == 0
     assert report["suggestions"]["acceptanceRate"] is None
     assert not (tmp_path / "none").exists()
+
+
+def add_checks(connection: sqlite3.Connection) -> None:
+    checks = [
+        RetentionRow(NOW - 95, "p1", "30s", 30.0, "checked", 1.0, True, 0.0),
+        RetentionRow(NOW - 85, "p2", "30s", 30.0, "checked", 0.2, False, 0.0),
+        RetentionRow(NOW - 84, "p3", "30s", 30.0, "closed"),
+        RetentionRow(NOW - 20, "p1", "2m", 120.0, "checked", 0.8, True, 0.0),
+        RetentionRow(NOW - 7000, "old", "30s", 30.0, "checked", 0.0, False, 0.0),
+    ]
+    connection.execute("BEGIN")
+    for check in checks:
+        connection.execute(INSERT_RETENTION, astuple(check))
+    connection.execute("COMMIT")
+
+
+def test_retention_per_checkpoint_in_text_json_and_html(tmp_path: Path) -> None:
+    connection = sample_database(tmp_path / "history.sqlite3")
+    add_checks(connection)
+    report = collect(connection, since=NOW - 3600, now=NOW, database="db")
+    retention = report["retention"]
+    assert (retention["30s"], retention["2m"], retention["10m"]) == (0.5, 1.0, None)
+    assert retention["checked"] == {"30s": 2, "2m": 1, "10m": 0}
+    assert retention["kept"] == {"30s": 1, "2m": 1, "10m": 0}
+    assert retention["unknown"] == {"30s": 1, "2m": 0, "10m": 0}
+    assert retention["meanScore"] == {"30s": 0.6, "2m": 0.8, "10m": None}
+    assert collect(connection, now=NOW)["retention"]["checked"]["30s"] == 3  # and the old one
+    text = format_stats(report)
+    assert "after 30s     50 % kept of 2  mean similarity 0.60, 1 unknown" in text
+    assert "after 2m     100 % kept of 1  mean similarity 0.80" in text
+    assert "after 10m" not in text  # nothing checked there yet
+    page = render_html(report, latency_points(connection, NOW - 3600, NOW))
+    assert "<td>after 30s</td><td>50 %</td><td>2</td><td>0.60</td><td>1</td>" in page
+    connection.close()
+
+
+def test_injected_delays_have_their_own_checkpoints_after_the_usual_ones(
+        tmp_path: Path) -> None:
+    connection = open_database(tmp_path / "history.sqlite3")
+    connection.execute(INSERT_RETENTION, astuple(
+        RetentionRow(NOW, "x", "0.3s", 0.3, "checked", 1.0, True, 0.0)))
+    retention = collect(connection, now=NOW)["retention"]
+    assert list(retention["checked"]) == ["0.3s", "30s", "2m", "10m"]
+    assert retention["0.3s"] == 1.0
+    assert "No accepted suggestion checked yet" in render_html(
+        collect(connection, since=NOW - 1, now=NOW - 0.5), [])
+    connection.close()

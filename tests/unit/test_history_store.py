@@ -18,6 +18,7 @@ from companion.history.store import (
     EventRow,
     HistoryStore,
     OutcomeUpdate,
+    RetentionRow,
     SuggestionRow,
     open_database,
     prune,
@@ -282,3 +283,50 @@ def test_a_full_disk_costs_one_log_line(
         store.close()
     assert store.failed > 0 and "full" in store.last_error
     assert len(store_warnings(caplog)) == 1, store_warnings(caplog)
+
+
+def test_a_v2_database_gets_the_retention_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    migrate(old, target=2)
+    old.execute(INSERT_SUGGESTION_V2, astuple(row("v2"))[:-1])
+    old.close()
+    connection = open_database(path)
+    assert version_of(connection) == SCHEMA_VERSION >= 3
+    columns = [r[1] for r in connection.execute("PRAGMA table_info(retention)")]
+    assert columns == ["id", "created", "suggestion", "checkpoint", "after_s", "state",
+                       "score", "kept", "baseline"]
+    assert "text" not in columns  # numbers only
+    assert connection.execute("SELECT id FROM suggestions").fetchall() == [("v2",)]
+    connection.close()
+
+
+INSERT_SUGGESTION_V2 = (
+    "INSERT INTO suggestions (id, created, language, backend, model, trigger, source, "
+    "prompt_tokens, tokens, cached_tokens, context_ms, prefill_ms, decode_ms, total_ms, "
+    "chars, finish_reason, fallback_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?)"
+)
+
+
+def test_retention_rows_are_written_and_pruned(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path)
+    now = time.time()
+    store.add_suggestion(row("s1"))
+    store.add_retention(RetentionRow(now, "s1", "30s", 30.0, "checked", 0.9, True, 0.1))
+    store.add_retention(RetentionRow(now, "s1", "2m", 120.0, "closed"))
+    store.add_retention(RetentionRow(now - 10_000, "s0", "10m", 600.0, "checked", 0.2, False,
+                                     0.0))
+    assert store.flush()
+    store.close()
+    rows = [tuple(r)[2:] for r in rows_in(path, "retention")]
+    assert rows == [("s1", "30s", 30.0, "checked", 0.9, 1, 0.1),
+                    ("s1", "2m", 120.0, "closed", None, None, None),
+                    ("s0", "10m", 600.0, "checked", 0.2, 0, 0.0)]
+    connection = open_database(path)
+    prune(connection, max_age_s=5_000, now=now)
+    assert [r[0] for r in connection.execute("SELECT suggestion FROM retention")] == ["s1", "s1"]
+    prune(connection, max_retention=1, now=now)
+    assert [r[0] for r in connection.execute("SELECT checkpoint FROM retention")] == ["2m"]
+    connection.close()

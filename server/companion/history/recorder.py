@@ -1,7 +1,8 @@
 """The server's side of history: outcomes in memory (always), rows on disk (when enabled).
 
 The LSP handlers call `shown`, `accepted`, `expire` and `event` with plain values; each
-returns at once (the disk is the writer thread's business, see store.py).
+returns at once (the disk is the writer thread's business, see store.py). `retention`
+follows accepted suggestions (retention.py); its checks land here as rows.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from companion.history.outcomes import (
     OutcomeTracker,
     surface_of,
 )
+from companion.history.retention import Check, RetentionTracker
 from companion.history.store import (
     EventRow,
     HistoryStore,
     OutcomeUpdate,
+    RetentionRow,
     SuggestionRow,
     database_path,
 )
@@ -48,8 +51,11 @@ class History:
 
     def __init__(self, warn: Callable[[str], Any] = log.warning,
                  clock: Callable[[], float] = time.monotonic,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None,
+                 retention: RetentionTracker | None = None) -> None:
         self.tracker = OutcomeTracker(clock)
+        self.retention = retention or RetentionTracker()
+        self.retention.on_check = self._retention_checked
         self.counts: dict[str, Counter[str]] = {"inline": Counter(), "completion": Counter()}
         self.enabled = False
         self.keep_text = False
@@ -74,7 +80,9 @@ class History:
                 store.close(timeout=0)  # writes what is queued, then stops
 
     def close(self, timeout: float = 2.0) -> None:
-        """Write what is queued (at most `timeout` seconds) and stop the writer."""
+        """Write what is queued (at most `timeout` seconds) and stop the writer (and the
+        retention checks still to come)."""
+        self.retention.close()
         with self._lock:
             store, self._store = self._store, None
         if store is not None:
@@ -147,6 +155,13 @@ class History:
             if store is not None:
                 store.set_outcome(OutcomeUpdate(decision.id, decision.outcome,
                                                 decision.accepted_chars, time.time()))
+
+    def _retention_checked(self, check: Check) -> None:
+        store = self._store
+        if store is not None:
+            store.add_retention(RetentionRow(time.time(), check.id, check.checkpoint,
+                                             check.after_s, check.state, check.score,
+                                             check.kept, check.baseline))
 
     # -- model events ----------------------------------------------------------------------
 

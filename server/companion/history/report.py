@@ -155,6 +155,14 @@ def render_html(report: dict[str, Any], points: list[tuple[float, float, str]]) 
           fmt_ms(e["p95Ms"]), fmt_ms(e["prefillP50Ms"]), fmt_ms(e["decodeP50Ms"]),
           str(e["tokensPerSecond"] or "—")] for e in report["latency"]],
     )
+    retention = report["retention"]
+    retention_rows = [
+        [f"after {label}", fmt_rate(retention[label]), str(retention["checked"][label]),
+         f"{retention['meanScore'][label]:.2f}" if retention["meanScore"][label] is not None
+         else "—", str(retention["unknown"][label])]
+        for label in retention["checked"]
+        if retention["checked"][label] or retention["unknown"][label]
+    ]
     fallbacks = report["fallbacks"]
     fallback_rows = [[reason, str(count)] for reason, count in fallbacks["reasons"].items()]
     fallback_rows += [[f"{e['kind']}: {e['detail']}", str(e["count"])]
@@ -171,6 +179,9 @@ def render_html(report: dict[str, Any], points: list[tuple[float, float, str]]) 
         latency_chart(points),
         "<h2>Acceptance by language</h2>",
         acceptance_chart(report["byLanguage"]),
+        "<h2>Accepted code still there</h2>",
+        _table(["", "Kept", "Checked", "Mean similarity", "Unknown (closed)"], retention_rows)
+        if retention_rows else '<p class="note">No accepted suggestion checked yet.</p>',
         "<h2>Backends and models</h2>",
         models if report["latency"] else '<p class="note">None.</p>',
         "<h2>Fallbacks to templates</h2>",

@@ -50,6 +50,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE suggestions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX events_created ON events (created)",
     ),
+    # v3: is accepted code still there 30 s, 2 min, 10 min later (numbers only, no text).
+    (
+        """CREATE TABLE retention (
+            id INTEGER PRIMARY KEY,
+            created REAL NOT NULL,      -- unix time of the check
+            suggestion TEXT NOT NULL,   -- suggestions.id
+            checkpoint TEXT NOT NULL,   -- 30s | 2m | 10m
+            after_s REAL NOT NULL,      -- seconds after the accept
+            state TEXT NOT NULL,        -- checked | closed (the document was not open)
+            score REAL,                 -- 1 - edit distance / accepted chars (checked)
+            kept INTEGER,               -- 0 | 1 (checked)
+            baseline REAL               -- the score of the text deleted (see retention.py)
+        )""",
+        "CREATE INDEX retention_created ON retention (created)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,6 +16,13 @@ from typing import Any
 from companion.engine.metrics import percentile
 from companion.history.outcomes import ACCEPTED, PARTIAL, REJECTED, SHOWN
 from companion.history.recorder import acceptance_rate
+from companion.history.retention import (
+    CLOSED,
+    DEFAULT_DELAYS_S,
+    KEPT_AT,
+    checkpoint_label,
+    retention_report,
+)
 from companion.history.schema import migrate, version_of
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -80,6 +87,25 @@ def _latency(rows: list[sqlite3.Row]) -> dict[str, Any]:
     }
 
 
+def _retention(connection: sqlite3.Connection, start: float, now: float) -> dict[str, Any]:
+    """Retention checks made in the period, per checkpoint (30s, 2m, 10m first)."""
+    totals: dict[str, list[float]] = {checkpoint_label(d): [d, 0, 0, 0, 0.0]
+                                      for d in DEFAULT_DELAYS_S}
+    for checkpoint, after_s, state, score, kept in connection.execute(
+            "SELECT checkpoint, after_s, state, score, kept FROM retention "
+            "WHERE created >= ? AND created <= ?", (start, now)):
+        entry = totals.setdefault(checkpoint, [after_s, 0, 0, 0, 0.0])
+        if state == CLOSED:
+            entry[3] += 1
+        else:
+            entry[1] += 1
+            entry[2] += 1 if kept else 0
+            entry[4] += score or 0.0
+    rows = [(label, int(e[1]), int(e[2]), int(e[3]), e[4])
+            for label, e in sorted(totals.items(), key=lambda item: item[1][0])]
+    return retention_report(rows, KEPT_AT)
+
+
 def collect(connection: sqlite3.Connection, since: float | None = None,
             now: float | None = None, database: str = "") -> dict[str, Any]:
     """Everything `companion stats` reports, for suggestions and events since `since`
@@ -118,6 +144,7 @@ def collect(connection: sqlite3.Connection, since: float | None = None,
         "first": _iso(rows[0]["created"]) if rows else None,
         "last": _iso(rows[-1]["created"]) if rows else None,
         "suggestions": _outcomes(rows),
+        "retention": _retention(connection, start, now),
         "byTrigger": {key: _outcomes(group) for key, group in sorted(by_trigger.items())},
         "byLanguage": {
             key: _outcomes(group)
@@ -166,6 +193,23 @@ def fmt_ms(value: float | None) -> str:
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
+def format_retention(retention: dict[str, Any]) -> list[str]:
+    """Lines on whether accepted code was still there, per checkpoint checked."""
+    checked, unknown = retention["checked"], retention["unknown"]
+    labels = [label for label in checked if checked[label] or unknown[label]]
+    if not labels:
+        return []
+    lines = ["", "Accepted code still there (retention; similar ≥ "
+             f"{100 * retention['keptAt']:.0f} % and clearly more than if deleted)"]
+    for label in labels:
+        mean = retention["meanScore"][label]
+        lines.append(
+            f"  after {label:<6} {fmt_rate(retention[label]):>5} kept of {checked[label]}"
+            f"  mean similarity {f'{mean:.2f}' if mean is not None else '—'}"
+            + (f", {unknown[label]} unknown (document closed)" if unknown[label] else ""))
+    return lines
+
+
 def format_stats(report: dict[str, Any]) -> str:
     """The report as text for a terminal."""
     totals = report["suggestions"]
@@ -181,6 +225,7 @@ def format_stats(report: dict[str, Any]) -> str:
         f"Acceptance rate     {fmt_rate(totals['acceptanceRate'])}",
         f"Accepted characters {totals['acceptedChars']} of {totals['suggestedChars']} suggested",
     ]
+    lines += format_retention(report["retention"])
     if report["byTrigger"]:
         lines += ["", "By trigger"]
         for trigger, group in report["byTrigger"].items():

@@ -1,11 +1,11 @@
 """The history database and its one writer thread.
 
-Callers never wait for the disk: `add_suggestion`, `set_outcome` and `add_event` put a row
-on a bounded queue and return; a daemon thread writes batches in one transaction each and
-prunes old rows. Whatever goes wrong there (a full disk, a locked or read-only database, a
-directory that cannot be created) costs one log line for the life of the store, and the
-rows are counted as failed; a corrupt file is moved aside once, with one warning, and a
-fresh database takes its place.
+Callers never wait for the disk: `add_suggestion`, `set_outcome`, `add_event` and
+`add_retention` put a row on a bounded queue and return; a daemon thread writes batches in
+one transaction each and prunes old rows. Whatever goes wrong there (a full disk, a
+locked or read-only database, a directory that cannot be created) costs one log line for
+the life of the store, and the rows are counted as failed; a corrupt file is moved aside
+once, with one warning, and a fresh database takes its place.
 
 Over ~400 lines on purpose: the writer thread, its queue and the recovery from a corrupt
 or unwritable file share one connection and one lock; split apart, each piece would have
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "history.sqlite3"
 MAX_SUGGESTIONS = 50_000  # ~10 MB; months of typing for one person
 MAX_EVENTS = 5_000
+MAX_RETENTION = 3 * MAX_SUGGESTIONS  # three checks per accepted suggestion at most
 MAX_AGE_S = 90 * 86400.0
 QUEUE_SIZE = 4096  # rows waiting for the writer; past this they are dropped (and counted)
 BATCH_SIZE = 256  # rows per transaction at most
@@ -97,6 +98,20 @@ class EventRow:
     seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class RetentionRow:
+    """One retention check of an accepted suggestion (numbers only)."""
+
+    created: float
+    suggestion: str
+    checkpoint: str
+    after_s: float
+    state: str  # checked | closed
+    score: float | None = None
+    kept: bool | None = None
+    baseline: float | None = None
+
+
 _SUGGESTION_COLUMNS = [f.name for f in fields(SuggestionRow)]
 INSERT_SUGGESTION = (
     f"INSERT OR REPLACE INTO suggestions ({', '.join(_SUGGESTION_COLUMNS)}) "
@@ -105,6 +120,12 @@ INSERT_SUGGESTION = (
 UPDATE_OUTCOME = "UPDATE suggestions SET outcome = ?, accepted_chars = ?, decided = ? WHERE id = ?"
 INSERT_EVENT = (
     "INSERT INTO events (created, kind, backend, model, detail, seconds) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+_RETENTION_COLUMNS = [f.name for f in fields(RetentionRow)]
+INSERT_RETENTION = (
+    f"INSERT INTO retention ({', '.join(_RETENTION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _RETENTION_COLUMNS)})"
 )
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -182,13 +203,14 @@ def open_database(path: Path, warn: Callable[[str], Any] = log.warning,
 
 def prune(connection: sqlite3.Connection, max_suggestions: int = MAX_SUGGESTIONS,
           max_age_s: float = MAX_AGE_S, max_events: int = MAX_EVENTS,
-          now: float | None = None) -> int:
+          now: float | None = None, max_retention: int = MAX_RETENTION) -> int:
     """Delete rows past the age limit, then all but the newest `max_*`; returns how many."""
     cutoff = (now if now is not None else time.time()) - max_age_s
     removed = 0
     connection.execute("BEGIN IMMEDIATE")
     try:
-        for table, keep in (("suggestions", max_suggestions), ("events", max_events)):
+        for table, keep in (("suggestions", max_suggestions), ("events", max_events),
+                            ("retention", max_retention)):
             removed += connection.execute(
                 f"DELETE FROM {table} WHERE created < ?", (cutoff,)).rowcount
             removed += connection.execute(
@@ -203,7 +225,7 @@ def prune(connection: sqlite3.Connection, max_suggestions: int = MAX_SUGGESTIONS
     return removed
 
 
-_Write = SuggestionRow | OutcomeUpdate | EventRow
+_Write = SuggestionRow | OutcomeUpdate | EventRow | RetentionRow
 _STOP = object()
 
 
@@ -265,6 +287,9 @@ class HistoryStore:
         return self._put(update)
 
     def add_event(self, row: EventRow) -> bool:
+        return self._put(row)
+
+    def add_retention(self, row: RetentionRow) -> bool:
         return self._put(row)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -370,6 +395,8 @@ class HistoryStore:
                     elif isinstance(item, OutcomeUpdate):
                         connection.execute(UPDATE_OUTCOME, (item.outcome, item.accepted_chars,
                                                             item.decided, item.id))
+                    elif isinstance(item, RetentionRow):
+                        connection.execute(INSERT_RETENTION, astuple(item))
                     else:
                         connection.execute(INSERT_EVENT, (item.created, item.kind, item.backend,
                                                           item.model, item.detail, item.seconds))

@@ -2,8 +2,9 @@
 
 Besides the engine's own fields (backend, model, counters, latency), the status carries
 what became of the suggestions shown this session (acceptance rate, partial accepts,
-rejections), a health verdict (ok / slow / degraded) with the thresholds it was judged by,
-and the state of the local history database.
+rejections), whether accepted code is still there 30 s, 2 min and 10 min later
+(`retention`), a health verdict (ok / slow / degraded) with the thresholds it was judged
+by, and the state of the local history database.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def full_status(ls: CompanionServer) -> dict[str, Any]:
             failing=health.failures > 0,
             load_failures=ls.load_failures,
         ),
+        retention=ls.history.retention.summary(),
         history=ls.history.info(),
     )
     return payload
