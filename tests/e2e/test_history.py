@@ -17,6 +17,7 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from companion.lspclient import plain
 from tests.e2e.conftest import (
     assert_default_backend,
     cursor_of,
@@ -231,3 +232,112 @@ async def test_a_corrupt_history_file_is_moved_aside_with_one_warning(
     assert len(warnings) == 1, warnings
     assert "moved aside to history.sqlite3.corrupt-" in warnings[0]
     assert len(list(tmp_path.glob("history.sqlite3.corrupt-*"))) == 1
+
+
+def edit(client: LanguageClient, uri: str, version: int, start: types.Position,
+         end: types.Position, text: str) -> None:
+    """An incremental didChange, as the editor sends it."""
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=start, end=end), text=text)],
+    ))
+
+
+def end_of(position: types.Position, inserted: str) -> types.Position:
+    """Where `inserted`, typed at `position`, ends (ASCII: UTF-16 units are characters)."""
+    lines = inserted.split("\n")
+    if len(lines) == 1:
+        return types.Position(line=position.line, character=position.character + len(lines[0]))
+    return types.Position(line=position.line + len(lines) - 1, character=len(lines[-1]))
+
+
+async def accept_in_document(client: LanguageClient, name: str
+                             ) -> tuple[str, types.Position, str, str]:
+    """Open a document, get ghost text, insert it as the editor does, then accept it:
+    (uri, where it went, the text, its id)."""
+    text, position = cursor_of(FUNCTION_BODY)
+    uri = open_document(client, text, name)
+    items = await inline(client, uri, position)
+    assert items and insert_text(items[0]).strip()
+    ghost = insert_text(items[0])
+    edit(client, uri, 2, position, position, ghost)
+    await accept(client, items[0])
+    assert items[0].command is not None
+    suggestion_id = plain(items[0].command.arguments)[0]["id"]
+    return uri, position, ghost, suggestion_id
+
+
+DELAYS = {"COMPANION_RETENTION_DELAYS_S": "1,2,3"}
+CHECKPOINTS = ("1s", "2s", "3s")
+
+
+def checks_made(retention: dict[str, Any]) -> int:
+    return sum(c["checked"] + c["unknown"] for c in retention["checkpoints"])
+
+
+async def test_retention_of_accepted_code_kept_deleted_and_closed(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    client = await make_client(PATIENT, env={"COMPANION_DATA_DIR": str(tmp_path), **DELAYS})
+    # (a) accepted and left alone, while lines are inserted above it.
+    kept_uri, _, _, kept_id = await accept_in_document(client, "kept.py")
+    origin = types.Position(line=0, character=0)
+    edit(client, kept_uri, 3, origin, origin, "import math\nimport logging\n\n")
+    # (b) accepted, then deleted again.
+    gone_uri, position, ghost, gone_id = await accept_in_document(client, "deleted.py")
+    edit(client, gone_uri, 3, position, end_of(position, ghost), "")
+    # (c) accepted, then the document was closed: unknown, not lost.
+    closed_uri, _, _, closed_id = await accept_in_document(client, "closed.py")
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=closed_uri)))
+
+    current = await wait_status(
+        client, lambda s: s["retention"]["pending"] == 0
+        and checks_made(s["retention"]) == 9, 60, "every retention check")
+    retention = current["retention"]
+    assert [(c["after"], c["checked"], c["kept"], c["unknown"], c["rate"])
+            for c in retention["checkpoints"]] == [(c, 2, 1, 1, 0.5) for c in CHECKPOINTS]
+    assert retention["keptAt"] == 0.5
+
+    report = await stats_when(tmp_path, lambda r: checks_made(r["retention"]) == 9)
+    in_stats = [c for c in report["retention"]["checkpoints"] if c["after"] in CHECKPOINTS]
+    assert [(c["after"], c["checked"], c["kept"], c["unknown"], c["rate"])
+            for c in in_stats] == [(c, 2, 1, 1, 0.5) for c in CHECKPOINTS]
+    connection = sqlite3.connect(tmp_path / "history.sqlite3")
+    try:
+        rows = connection.execute(
+            "SELECT suggestion, checkpoint, state, score, kept FROM retention").fetchall()
+        columns = [r[1] for r in connection.execute("PRAGMA table_info(retention)")]
+    finally:
+        connection.close()
+    assert "text" not in columns
+    by_id: dict[str, list[tuple[str, str, float | None, int | None]]] = {}
+    for suggestion, *rest in rows:
+        by_id.setdefault(suggestion, []).append(tuple(rest))  # type: ignore[arg-type]
+    assert by_id[kept_id] == [(c, "checked", 1.0, 1) for c in CHECKPOINTS]
+    assert [(c, state, kept) for c, state, _, kept in by_id[gone_id]] == [
+        (c, "checked", 0) for c in CHECKPOINTS]
+    assert all(score is not None and score < 0.5 for _, _, score, _ in by_id[gone_id])
+    assert by_id[closed_id] == [(c, "closed", None, None) for c in CHECKPOINTS]
+    # No text anywhere in the database without historyKeepText.
+    assert stored_rows(tmp_path)[0]["text"] is None
+
+
+async def test_retention_is_in_the_status_without_history_and_bad_accepts_are_harmless(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    client = await make_client({**PATIENT, "historyEnabled": False},
+                               env={"COMPANION_DATA_DIR": str(tmp_path),
+                                    "COMPANION_RETENTION_DELAYS_S": "0.5"})
+    await accept_in_document(client, "session.py")
+    for arguments in ([{"id": "no-such-id", "source": "model"}], [], ["garbage"]):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="companion.accepted", arguments=arguments))
+    current = await wait_status(client, lambda s: checks_made(s["retention"]) == 1,
+                                30, "the retention check")
+    (checkpoint,) = current["retention"]["checkpoints"]
+    assert (checkpoint["after"], checkpoint["rate"]) == ("0.5s", 1.0)
+    assert current["retention"]["pending"] == 0
+    await client.shutdown_session()
+    assert list(tmp_path.iterdir()) == []  # history off: nothing written

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,3 +202,35 @@ def test_score_sums() -> None:
     assert row["parses"] == 0.5 and row["balanced"] == 0.5
     assert row["sources"] == {"model": 1, "none": 1, "cache": 1}
     assert row["undefinedName"] == 0.5  # one of the two checked: the bad name
+
+
+def test_uris_keep_npm_scope_folders_as_they_are() -> None:
+    from urllib.parse import unquote
+
+    from companion.bench.session import uri_for
+
+    uri = uri_for("/usr/lib/node_modules/npm/node_modules/@npmcli/arborist/lib/index.js")
+    assert uri == "file:///usr/lib/node_modules/npm/node_modules/@npmcli/arborist/lib/index.js"
+    assert unquote(uri) == uri  # the key pygls keeps the document under
+
+
+def test_report_shows_every_configuration_and_the_ratios() -> None:
+    from companion.bench.repo_suite import format_report, ratios, score
+
+    single, multi = click_holes("termui.py")
+    holes = [single[0], multi[0]]
+    rows: dict[str, Any] = {}
+    for label, texts in (("naive", ["x = 1", ""]), ("pipeline", [single[0].expected, ""])):
+        scores, _ = score([(h, t, 0.1, "model" if t else "") for h, t in
+                           zip(holes, texts, strict=True)],
+                          repo_holes.undefined_names)
+        rows[label] = {c: s.summary() for c, s in scores.items()}
+    report: dict[str, Any] = {"suite": "repo", "backend": "llamacpp", "model": "m", "seconds": {"total": 1},
+              "holes": {"single-line": 1, "multi-line": 1, "packages": ["click"], "files": 1},
+              "naive": rows["naive"], "pipeline": {**rows["pipeline"], "narrowed": 0,
+                                                   "counters": {}}}
+    report["ratio"] = ratios(report)
+    assert report["ratio"]["pipeline/naive single-line"]["exactMatch"] is None  # naive 0
+    text = format_report(report)
+    assert "naive single" in text and "pipeline multi" in text and "undefined" in text
+    assert rows["pipeline"]["single-line"]["exactMatch"] == 1.0

@@ -313,10 +313,15 @@ def test_checks_at_each_delay_and_a_closed_document_is_unknown() -> None:
     assert [(r.checkpoint, r.state, r.kept) for r in results] == [
         ("30s", CHECKED, True), ("2m", CLOSED, None), ("10m", CHECKED, False)]
     summary = tracker.summary()
-    assert (summary["30s"], summary["2m"], summary["10m"]) == (1.0, None, 0.0)
-    assert summary["checked"] == {"30s": 1, "2m": 0, "10m": 1}
-    assert summary["unknown"] == {"30s": 0, "2m": 1, "10m": 0}
-    assert summary["meanScore"]["30s"] == 1.0 and summary["keptAt"] == KEPT_AT
+    assert summary["checkpoints"] == [
+        {"after": "30s", "afterS": 30.0, "rate": 1.0, "checked": 1, "kept": 1, "unknown": 0,
+         "meanScore": 1.0},
+        {"after": "2m", "afterS": 120.0, "rate": None, "checked": 0, "kept": 0, "unknown": 1,
+         "meanScore": None},
+        {"after": "10m", "afterS": 600.0, "rate": 0.0, "checked": 1, "kept": 0, "unknown": 0,
+         "meanScore": results[2].score},
+    ]
+    assert summary["keptAt"] == KEPT_AT and summary["pending"] == 0
 
 
 def test_a_partial_accept_follows_the_accepted_characters_only() -> None:
@@ -368,8 +373,8 @@ async def test_real_timers_on_the_running_loop_and_no_thread() -> None:
     assert len(results) == 60 and all(r.kept for r in results)
     assert tracker.pending == 0
     summary = tracker.summary()
-    assert summary["checked"] == {"0.05s": 20, "0.1s": 20, "0.15s": 20}
-    assert summary["0.15s"] == 1.0
+    assert [(c["after"], c["checked"], c["rate"]) for c in summary["checkpoints"]] == [
+        ("0.05s", 20, 1.0), ("0.1s", 20, 1.0), ("0.15s", 20, 1.0)]
 
 
 async def test_close_cancels_what_is_pending() -> None:

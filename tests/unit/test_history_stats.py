@@ -195,14 +195,16 @@ def test_retention_per_checkpoint_in_text_json_and_html(tmp_path: Path) -> None:
     add_checks(connection)
     report = collect(connection, since=NOW - 3600, now=NOW, database="db")
     retention = report["retention"]
-    assert (retention["30s"], retention["2m"], retention["10m"]) == (0.5, 1.0, None)
-    assert retention["checked"] == {"30s": 2, "2m": 1, "10m": 0}
-    assert retention["kept"] == {"30s": 1, "2m": 1, "10m": 0}
-    assert retention["unknown"] == {"30s": 1, "2m": 0, "10m": 0}
-    assert retention["meanScore"] == {"30s": 0.6, "2m": 0.8, "10m": None}
-    assert collect(connection, now=NOW)["retention"]["checked"]["30s"] == 3  # and the old one
+    assert [(c["after"], c["afterS"], c["rate"], c["checked"], c["kept"], c["unknown"],
+             c["meanScore"]) for c in retention["checkpoints"]] == [
+        ("30s", 30.0, 0.5, 2, 1, 1, 0.6), ("2m", 120.0, 1.0, 1, 1, 0, 0.8),
+        ("10m", 600.0, None, 0, 0, 0, None)]
+    assert retention["keptAt"] == 0.5
+    everything = collect(connection, now=NOW)["retention"]["checkpoints"]
+    assert everything[0]["checked"] == 3  # and the old one
     text = format_stats(report)
-    assert "after 30s     50 % kept of 2  mean similarity 0.60, 1 unknown" in text
+    assert "after 30s     50 % kept of 2  mean similarity 0.60, 1 unknown (document closed)" \
+        in text
     assert "after 2m     100 % kept of 1  mean similarity 0.80" in text
     assert "after 10m" not in text  # nothing checked there yet
     page = render_html(report, latency_points(connection, NOW - 3600, NOW))
@@ -215,9 +217,9 @@ def test_injected_delays_have_their_own_checkpoints_after_the_usual_ones(
     connection = open_database(tmp_path / "history.sqlite3")
     connection.execute(INSERT_RETENTION, astuple(
         RetentionRow(NOW, "x", "0.3s", 0.3, "checked", 1.0, True, 0.0)))
-    retention = collect(connection, now=NOW)["retention"]
-    assert list(retention["checked"]) == ["0.3s", "30s", "2m", "10m"]
-    assert retention["0.3s"] == 1.0
+    checkpoints = collect(connection, now=NOW)["retention"]["checkpoints"]
+    assert [c["after"] for c in checkpoints] == ["0.3s", "30s", "2m", "10m"]
+    assert checkpoints[0]["rate"] == 1.0
     assert "No accepted suggestion checked yet" in render_html(
         collect(connection, since=NOW - 1, now=NOW - 0.5), [])
     connection.close()

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lsprotocol import types
 
@@ -43,6 +44,13 @@ class Answer:
     narrowed: bool
 
 
+def uri_for(path: str) -> str:
+    """The file's URI with `@` as it is: the server finds open documents by the URI as
+    sent, while pygls keeps them under the unquoted one, so `%40` (npm's @scope folders)
+    would never match (reported; a client that quotes it gets no suggestions there)."""
+    return "file://" + quote(str(Path(path).resolve()), safe="/@")
+
+
 class Session:
     """A server and the documents it has open (uri → version)."""
 
@@ -51,7 +59,11 @@ class Session:
         self.versions: dict[str, int] = {}
 
     def open(self, path: str, language: str) -> str:
-        uri = self.client.open(path, Path(path).read_text(encoding="utf-8"), language)
+        uri = uri_for(path)
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1,
+                text=Path(path).read_text(encoding="utf-8"))))
         self.versions[uri] = 1
         return uri
 
@@ -86,7 +98,7 @@ class Session:
                     else result)
 
     async def ask(self, hole: Hole) -> Answer:
-        uri = Path(hole.path).resolve().as_uri()
+        uri = uri_for(hole.path)
         self.replace(uri, hole.document)
         await self.client.inline(uri, hole.line, 0)
         await asyncio.sleep(GROW_WAIT_S)

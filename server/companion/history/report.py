@@ -155,13 +155,10 @@ def render_html(report: dict[str, Any], points: list[tuple[float, float, str]]) 
           fmt_ms(e["p95Ms"]), fmt_ms(e["prefillP50Ms"]), fmt_ms(e["decodeP50Ms"]),
           str(e["tokensPerSecond"] or "—")] for e in report["latency"]],
     )
-    retention = report["retention"]
     retention_rows = [
-        [f"after {label}", fmt_rate(retention[label]), str(retention["checked"][label]),
-         f"{retention['meanScore'][label]:.2f}" if retention["meanScore"][label] is not None
-         else "—", str(retention["unknown"][label])]
-        for label in retention["checked"]
-        if retention["checked"][label] or retention["unknown"][label]
+        [f"after {c['after']}", fmt_rate(c["rate"]), str(c["checked"]),
+         f"{c['meanScore']:.2f}" if c["meanScore"] is not None else "—", str(c["unknown"])]
+        for c in report["retention"]["checkpoints"] if c["checked"] or c["unknown"]
     ]
     fallbacks = report["fallbacks"]
     fallback_rows = [[reason, str(count)] for reason, count in fallbacks["reasons"].items()]

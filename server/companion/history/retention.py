@@ -414,31 +414,32 @@ class RetentionTracker:
     def summary(self) -> dict[str, Any]:
         """This session's retention: the share kept at each checkpoint (None before any
         check there), and the counts it comes from."""
-        labels = [checkpoint_label(d) for d in self.delays]
-        labels += [label for label in self._counts if label not in labels]
-        rows = [(label, self._counts.get(label, _Counts())) for label in labels]
+        rows = [(checkpoint_label(d), d, self._counts.get(checkpoint_label(d), _Counts()))
+                for d in self.delays]
         return retention_report(
-            [(label, c.checked, c.kept, c.unknown, c.score_sum) for label, c in rows],
+            [(label, d, c.checked, c.kept, c.unknown, c.score_sum) for label, d, c in rows],
             self.kept_at, pending=self.pending,
             notFollowed={"full": self.skipped, "indistinct": self.indistinct})
 
 
-def retention_report(rows: Sequence[tuple[str, int, int, int, float]], kept_at: float,
-                     **extra: Any) -> dict[str, Any]:
-    """The retention payload status and stats share: rows of (checkpoint, checked, kept,
-    unknown, sum of scores) → {"30s": share kept, …, "checked": {…}, "kept": {…},
-    "unknown": {…}, "meanScore": {…}, "keptAt": …}."""
-    report: dict[str, Any] = {}
-    for label, checked, kept, _unknown, _total in rows:
-        report[label] = round(kept / checked, 4) if checked else None
-    report["checked"] = {label: checked for label, checked, *_ in rows}
-    report["kept"] = {label: kept for label, _, kept, *_ in rows}
-    report["unknown"] = {label: unknown for label, _, _, unknown, _ in rows}
-    report["meanScore"] = {label: round(total / checked, 4) if checked else None
-                           for label, checked, _, _, total in rows}
-    report["keptAt"] = kept_at
-    report.update(extra)
-    return report
+def retention_report(rows: Sequence[tuple[str, float, int, int, int, float]],
+                     kept_at: float, **extra: Any) -> dict[str, Any]:
+    """The retention payload status and stats share, from rows of (checkpoint, seconds,
+    checked, kept, unknown, sum of scores): {"checkpoints": [{"after": "30s", "afterS":
+    30.0, "rate": share kept (None before any check), "checked", "kept", "unknown",
+    "meanScore"}, …], "keptAt": …}. A list, not keys like "30s": pygls-based clients
+    turn keys that are not identifiers into "_0", "_1"."""
+    return {
+        "checkpoints": [
+            {"after": label, "afterS": seconds,
+             "rate": round(kept / checked, 4) if checked else None,
+             "checked": checked, "kept": kept, "unknown": unknown,
+             "meanScore": round(total / checked, 4) if checked else None}
+            for label, seconds, checked, kept, unknown, total in rows
+        ],
+        "keptAt": kept_at,
+        **extra,
+    }
 
 
 def _occurrences(text: str, needle: str, limit: int) -> list[int]:

@@ -101,7 +101,7 @@ def _retention(connection: sqlite3.Connection, start: float, now: float) -> dict
             entry[1] += 1
             entry[2] += 1 if kept else 0
             entry[4] += score or 0.0
-    rows = [(label, int(e[1]), int(e[2]), int(e[3]), e[4])
+    rows = [(label, e[0], int(e[1]), int(e[2]), int(e[3]), e[4])
             for label, e in sorted(totals.items(), key=lambda item: item[1][0])]
     return retention_report(rows, KEPT_AT)
 
@@ -195,18 +195,17 @@ def fmt_ms(value: float | None) -> str:
 
 def format_retention(retention: dict[str, Any]) -> list[str]:
     """Lines on whether accepted code was still there, per checkpoint checked."""
-    checked, unknown = retention["checked"], retention["unknown"]
-    labels = [label for label in checked if checked[label] or unknown[label]]
-    if not labels:
+    checkpoints = [c for c in retention["checkpoints"] if c["checked"] or c["unknown"]]
+    if not checkpoints:
         return []
-    lines = ["", "Accepted code still there (retention; similar ≥ "
-             f"{100 * retention['keptAt']:.0f} % and clearly more than if deleted)"]
-    for label in labels:
-        mean = retention["meanScore"][label]
+    lines = ["", "Accepted code still there (retention; kept: similar ≥ "
+             f"{100 * retention['keptAt']:.0f} %)"]
+    for c in checkpoints:
+        mean = c["meanScore"]
         lines.append(
-            f"  after {label:<6} {fmt_rate(retention[label]):>5} kept of {checked[label]}"
+            f"  after {c['after']:<6} {fmt_rate(c['rate']):>5} kept of {c['checked']}"
             f"  mean similarity {f'{mean:.2f}' if mean is not None else '—'}"
-            + (f", {unknown[label]} unknown (document closed)" if unknown[label] else ""))
+            + (f", {c['unknown']} unknown (document closed)" if c["unknown"] else ""))
     return lines
 
 
