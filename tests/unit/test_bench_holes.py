@@ -225,7 +225,8 @@ def test_report_shows_every_configuration_and_the_ratios() -> None:
                            zip(holes, texts, strict=True)],
                           repo_holes.undefined_names)
         rows[label] = {c: s.summary() for c, s in scores.items()}
-    report: dict[str, Any] = {"suite": "repo", "backend": "llamacpp", "model": "m", "seconds": {"total": 1},
+    report: dict[str, Any] = {
+        "suite": "repo", "backend": "llamacpp", "model": "m", "seconds": {"total": 1},
               "holes": {"single-line": 1, "multi-line": 1, "packages": ["click"], "files": 1},
               "naive": rows["naive"], "pipeline": {**rows["pipeline"], "narrowed": 0,
                                                    "counters": {}}}
