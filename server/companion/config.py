@@ -38,6 +38,8 @@ class Settings:
     history_keep_text: bool = False  # also keep the suggested text, for the user's review
     # definitions (jedi) and similar code from other open files ahead of the prefix
     repo_context: bool = False
+    # compute the suggestion that follows the shown one, as if accepted (cache-warm accept)
+    speculate: bool = True
 
 
 def _camel(name: str) -> str:

@@ -139,3 +139,48 @@ async def test_accepting_a_suggestion_is_counted(client: LanguageClient) -> None
     current = await status(client)
     assert current["accepted"] == 1
     assert current["shown"] >= 1
+
+
+async def test_the_request_after_an_accept_is_ready_before_it_is_asked(
+    client: LanguageClient,
+) -> None:
+    """Speculation: while the suggestion is on screen, the server computes the one that
+    follows it as if it were accepted; the request at the end of the accepted text is
+    then answered from the cache, by the real model's text."""
+    text, position = cursor_of(FUNCTION_BODY)
+    uri = open_document(client, text, "speculate.py")
+    items = await inline(client, uri, position)
+    assert items and items[0].command is not None
+    shown = insert_text(items[0])
+    assert shown.strip()
+    # As an editor accepts: the text goes into the document, then the accept command.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text=shown
+                )
+            ],
+        )
+    )
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command=items[0].command.command, arguments=items[0].command.arguments
+        )
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await status(client))["requests"].get("speculated", 0) < 1:
+        assert asyncio.get_running_loop().time() < deadline, "no speculative suggestion"
+        await asyncio.sleep(0.05)
+    before = await status(client)
+    lines = shown.split("\n")
+    end = types.Position(
+        line=position.line + len(lines) - 1,
+        character=(position.character if len(lines) == 1 else 0)
+        + len(lines[-1].encode("utf-16-le")) // 2,
+    )
+    await inline(client, uri, end)
+    after = await status(client)
+    # Answered from the speculation: a cache hit, not a generation of its own.
+    assert after["requests"].get("cacheHits", 0) == before["requests"].get("cacheHits", 0) + 1

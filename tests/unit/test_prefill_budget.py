@@ -51,7 +51,9 @@ class RecordingBackend:
 
 
 def engine_with(backend: RecordingBackend) -> Engine:
-    engine = Engine(Settings(context_tokens=1536))
+    # No speculative suggestions here: these tests count the prompts the rules send
+    # (speculation has its own, tests/unit/test_speculation.py).
+    engine = Engine(Settings(context_tokens=1536, speculate=False))
     spec = ModelSpec(name="m", path="m.gguf", family="generic", context_tokens=1536)
     # The engine host wraps every local backend this way: it owns the prefill budget.
     engine.current = EngineState("ready", PrefixTracking(backend), spec, "test", [])

@@ -3,8 +3,10 @@
 Opens a real ~2k-token Python file from the running interpreter's standard library,
 types a new function into it one keystroke at a time (didChange + inlineCompletion), and
 reports cold start, the first completion in the newly opened file, and p50/p95/max while
-typing — once waiting for every answer, once cancelling the pending request on each
-keystroke the way VS Code does.
+typing — once waiting for every answer (with where each answer's time went: context,
+queue, prefill, decode, post), once cancelling the pending request on each keystroke the
+way VS Code does. Then: accepting suggestions (the request right after an accept), and
+the first suggestion in each of several more newly opened files of 1k–4k tokens.
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ TYPED = (
     "        total += value\n"
     "    return total / len(values), min(values), max(values)\n\n\n"
 )
+# Line starts typed on fresh lines, each suggestion accepted (an editor's Tab), then the
+# next request at the end of the accepted text.
+ACCEPT_STARTS = (
+    "def clamp(value, low, high):\n    ",
+    "    if not values:\n        ",
+    "for index, item in enumerate(",
+    "result = []\n",
+    "with open(path) as handle:\n    ",
+    "class Counter:\n    def __init__(self):\n        ",
+    "    try:\n        ",
+    "def parse_line(line):\n    ",
+)
+# More newly opened files (1k–4k tokens) for the first suggestion in a new file.
+NEW_FILES = ("bisect.py", "colorsys.py", "glob.py", "fnmatch.py", "sched.py", "shlex.py",
+             "queue.py")
+SPLIT_PARTS = ("context", "queue", "prefill", "decode", "post", "other")
 CANDIDATES = ("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py", "glob.py",
               "queue.py", "sched.py", "colorsys.py", "netrc.py")
 
@@ -155,10 +173,43 @@ def _summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def _last_split(status: dict[str, Any], seen: int) -> tuple[dict[str, float] | None, int]:
+    """The newest model suggestion's latency split from the status, if one came since
+    `seen` splits were counted; and the count now."""
+    kinds = status.get("latencyByKind") or {}
+    total = kinds.get("splitTotal") or {}
+    count = int(total.get("count") or 0)
+    if count <= seen:
+        return None, count
+    return {part: float((kinds.get(f"split{part.title()}") or {}).get("lastMs") or 0.0)
+            for part in (*SPLIT_PARTS, "total")}, count
+
+
+def split_summary(rows: list[dict[str, float]]) -> dict[str, Any] | None:
+    """Where the time went: the mean of each part over the median band (p40–p60 by
+    total) and over the slowest 5 % (at least one), so the tail can be read as parts."""
+    if not rows:
+        return None
+    ordered = sorted(rows, key=lambda row: row["total"])
+    n = len(ordered)
+    middle = ordered[int(n * 0.4): max(int(n * 0.4) + 1, int(n * 0.6))]
+    tail = ordered[min(n - 1, int(n * 0.95)):]
+
+    def mean(band: list[dict[str, float]]) -> dict[str, float]:
+        return {part: round(sum(row[part] for row in band) / len(band), 1)
+                for part in (*SPLIT_PARTS, "total")}
+
+    return {"median": mean(middle), "slowest5pct": mean(tail), "count": n,
+            "slowestCount": len(tail)}
+
+
 async def _type(
     client: CompanionClient, uri: str, line: int, keystrokes: str, cancel_pending: bool
 ) -> dict[str, Any]:
-    """Type `keystrokes` starting at (line, 0); returns latencies and cancel counts."""
+    """Type `keystrokes` starting at (line, 0); returns latencies and cancel counts (and,
+    waiting for each answer, each model answer's latency split)."""
+    splits: list[dict[str, float]] = []
+    seen = _last_split(await client.status(), 0)[1]
     latencies: list[float] = []
     cancelled = 0
     pending: tuple[str, asyncio.Future[Any]] | None = None
@@ -199,9 +250,82 @@ async def _type(
         else:
             await future
             latencies.append((time.perf_counter() - started) * 1000)
+            split, seen = _last_split(await client.status(), seen)
+            if split is not None:
+                splits.append(split)
     if pending is not None:
         await pending[1]
-    return {"latency": _summary(latencies), "cancelled": cancelled, "keystrokes": len(keystrokes)}
+    report: dict[str, Any] = {"latency": _summary(latencies), "cancelled": cancelled,
+                              "keystrokes": len(keystrokes)}
+    if not cancel_pending:
+        report["split"] = split_summary(splits)
+    return report
+
+
+def _end_of(line: int, character: int, text: str) -> tuple[int, int]:
+    """Where the cursor is after inserting `text` at (line, character) (UTF-16 columns)."""
+    parts = text.split("\n")
+    if len(parts) == 1:
+        return line, character + len(text.encode("utf-16-le")) // 2
+    return line + len(parts) - 1, len(parts[-1].encode("utf-16-le")) // 2
+
+
+async def _accepting(client: CompanionClient, uri: str, line: int) -> dict[str, Any]:
+    """At each of ACCEPT_STARTS (typed on a fresh line at `line`), ask for a suggestion,
+    accept it as an editor does (insert it, run its accept command), pause as a user
+    does before the next key, and time the request at the end of the accepted text."""
+    after: list[float] = []
+    sources: list[str] = []
+    accepted = 0
+    row = line
+    for start in ACCEPT_STARTS:
+        client.insert(uri, row, 0, "\n")
+        client.insert(uri, row, 0, start)
+        row, column = _end_of(row, 0, start)
+        items = await client.inline(uri, row, column)
+        text = items[0].insert_text if items else ""
+        if isinstance(text, str) and text:
+            client.insert(uri, row, column, text)
+            command = items[0].command
+            if command is not None:
+                await client.call("accept", client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(command=command.command,
+                                               arguments=command.arguments)))
+            accepted += 1
+            row, column = _end_of(row, column, text)
+        await asyncio.sleep(0.25)  # the user reads what was accepted, then goes on
+        started = time.perf_counter()
+        items = await client.inline(uri, row, column)
+        after.append((time.perf_counter() - started) * 1000)
+        sources.append("answer" if items else "empty")
+        row += 2  # past the fresh line's end: the next start goes below
+    return {"afterAccept": _summary(after), "accepted": accepted, "spots": len(ACCEPT_STARTS),
+            "empty": sources.count("empty")}
+
+
+async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
+    """The first suggestion in each of several newly opened 1k–4k-token files, asked
+    right after opening at a line two thirds in (the same spot the typing pass uses)."""
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    rows: list[dict[str, Any]] = []
+    for name in NEW_FILES:
+        path = folder / name
+        if not path.is_file() or path.resolve() == skip.resolve():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if not 3200 <= len(text) <= 14000:
+            continue
+        uri = client.open(path, text)
+        line = insertion_line(split_lines(text))
+        client.insert(uri, line, 0, "\n")
+        started = time.perf_counter()
+        items = await client.inline(uri, line, 0)
+        rows.append({"file": name, "tokensApprox": round(len(text) / 3.2),
+                     "ms": round((time.perf_counter() - started) * 1000, 1),
+                     "answered": bool(items)})
+        client.close_document(uri)
+    times = [row["ms"] for row in rows]
+    return {"files": rows, "medianMs": _summary(times)["p50Ms"]}
 
 
 async def _recovery(client: CompanionClient, uri: str, line: int) -> float | None:
@@ -251,6 +375,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         line2 = line + keystrokes.count("\n") + 1
         client.insert(uri, line2, 0, "\n")
         cancelling = await _type(client, uri, line2, keystrokes, cancel_pending=True)
+        line3 = line2 + keystrokes.count("\n") + 1
+        accepting = await _accepting(client, uri, line3)
+        new_files = await _new_files(client, path)
         final = await client.status()
         recovery = await _recovery(client, uri, line2)
     finally:
@@ -272,6 +399,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "firstCompletionMs": round(first_ms, 1),
         "typing": sequential,
         "typingWithCancel": cancelling,
+        "accepting": accepting,
+        "newFiles": new_files,
+        "speculated": final["requests"].get("speculated", 0),
         "serverMemoryMB": final["memoryMB"],
         "hostMemoryMB": (final.get("host") or {}).get("memoryMB"),
         "processBoundary": boundary,
@@ -304,6 +434,24 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(f"typing at 30 ms/key, cancelling stale requests: {cancel['cancelled']} "
                  f"cancelled, {lat['count']} answered in time: p50 {lat['p50Ms']} ms, "
                  f"p95 {lat['p95Ms']} ms")
+    split = typing.get("split")
+    if split:
+        for band, label in (("median", "median band"), ("slowest5pct", "slowest 5 %")):
+            parts = split[band]
+            lines.append(f"  split, {label}: " + ", ".join(
+                f"{part} {parts[part]}" for part in (*SPLIT_PARTS, "total")) + " ms")
+    accepting = result.get("accepting")
+    if accepting:
+        lat = accepting["afterAccept"]
+        lines.append(f"request right after an accept ({accepting['accepted']} of "
+                     f"{accepting['spots']} accepted): p50 {lat['p50Ms']} ms, p95 "
+                     f"{lat['p95Ms']} ms, {accepting['empty']} empty; "
+                     f"{result.get('speculated', 0)} speculative suggestions made")
+    new_files = result.get("newFiles")
+    if new_files:
+        lines.append(f"first suggestion in {len(new_files['files'])} more new files: median "
+                     f"{new_files['medianMs']} ms (" + ", ".join(
+                         f"{row['file']} {row['ms']}" for row in new_files["files"]) + ")")
     floor = result["engineFloor"]
     if floor:
         lines.append(f"engine floor (same model direct, warm, {floor['tokensPerRequest']} "

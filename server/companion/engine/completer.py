@@ -32,6 +32,7 @@ from companion.engine.repo_context import (
     RepoContext,
 )
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
+from companion.engine.speculation import as_accepted
 from companion.engine.stream import StreamResult, Suggestion, consume
 from companion.engine.supervisor import EngineState, Supervisor
 from companion.engine.templates import template_completion
@@ -58,6 +59,17 @@ HANG_TIMEOUT_S = 60.0
 # pauses for GROW_AFTER_S.
 SMALL_STEP_LINES = 4
 GROW_AFTER_S = 0.4
+
+
+def latency_split(suggestion: Suggestion) -> dict[str, float]:
+    """A model suggestion's latency in parts; `other` is what none of them covers (the
+    pipe, the stream's hand-offs, the stop rule)."""
+    parts = {"context": suggestion.context_ms, "queue": suggestion.queue_ms,
+             "prefill": suggestion.prefill_ms, "decode": suggestion.decode_ms,
+             "post": suggestion.post_ms}
+    parts["other"] = max(0.0, suggestion.latency_ms - sum(parts.values()))
+    parts["total"] = suggestion.latency_ms
+    return parts
 
 
 class Engine:
@@ -191,7 +203,9 @@ class Engine:
         cached = self.cache.get(uri, ctx.prefix, ctx.suffix)
         if cached is not None:
             self.metrics.count("cacheHits")
-            return Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
+            suggestion = Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
+            self._speculate(uri, text, ctx, suggestion, encoding, reserve)
+            return suggestion
         if not self.current.serving or not self.health.may_try():
             return self._template_suggestion(ctx, started)
         self._cancel_grow(uri)
@@ -236,7 +250,57 @@ class Engine:
                 def refresh() -> str:
                     return self.repo.header(uri, text, ctx, docs, INVOKED_WAIT_S, True)[0]
             self._schedule_grow(uri, ctx, header, refresh)
+        self._speculate(uri, text, ctx, suggestion, encoding, reserve)
         return suggestion
+
+    # -- the next suggestion, as if this one were accepted ---------------------------------
+
+    def _speculate(self, uri: str, text: str, ctx: CursorContext, shown: Suggestion,
+                   encoding: str, reserve: int) -> None:
+        """Generate, in the background, the suggestion for the document with `shown`
+        accepted, into the result cache. It runs under the document's key, so any real
+        request for the document cancels it; nothing is shown from it directly."""
+        if (not self.settings.speculate or not shown.text or shown.source not in (
+                "model", "cache") or self._newest.get(uri) is not None
+                or not self.current.serving or not self.health.may_try()):
+            return
+        accepted, row, character = as_accepted(text, ctx.line, ctx.column, shown.text,
+                                               encoding)
+        after = self.context_at(accepted, row, character, ctx.language, ctx.path, encoding,
+                                reserve_chars=reserve)
+        if self.cache.get(uri, after.prefix, after.suffix) is not None:
+            return
+        narrow: CursorContext | None = None
+        if self.current.backend.capabilities.local_prefix_cache:
+            narrow = self.context_at(accepted, row, character, ctx.language, ctx.path,
+                                     encoding, PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
+        started = time.perf_counter()
+
+        def job(flag: CancelFlag) -> Suggestion | None:
+            current = self.current
+            if not current.serving or current.spec is None:
+                return None
+            suggestion, result = generate_inline(
+                current.backend, current.spec, self.settings, after, narrow, flag, started,
+                automatic=True)
+            self.metrics.generation(result.tokens, result.seconds)
+            return suggestion
+
+        async def run() -> None:
+            try:
+                suggestion = await self.scheduler.run(uri, job, CancelFlag())
+            except Superseded:
+                return
+            except Exception as error:  # the real request will meet it and report it
+                log.debug("speculative suggestion in %s skipped: %s", uri, error)
+                return
+            if suggestion is not None and suggestion.finish_reason != "cancelled":
+                self.cache.put(uri, after.prefix, after.suffix, suggestion.text)
+                self.metrics.count("speculated")
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _run_generation(
         self,
@@ -295,6 +359,7 @@ class Engine:
             self.cache.put(uri, ctx.prefix, ctx.suffix, suggestion.text)
             if suggestion.source == "model":
                 self.debounce.observe_latency(suggestion.latency_ms / 1000)
+                self.metrics.split(latency_split(suggestion))
         return suggestion
 
     # -- prefill budget: the full window in the background ----------------------------

@@ -32,6 +32,11 @@ def _units(char: str, encoding: str) -> int:
     return 2 if ord(char) > 0xFFFF else 1
 
 
+def code_units(text: str, encoding: str = "utf-16") -> int:
+    """The length of `text` in `encoding` code units (LSP's columns)."""
+    return sum(_units(char, encoding) for char in text)
+
+
 def utf16_to_index(line: str, character: int, encoding: str = "utf-16") -> int:
     """The str index of column `character` (in `encoding` code units, UTF-16 by LSP's
     default) in `line`, clamped to the line end."""

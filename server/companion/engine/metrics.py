@@ -76,6 +76,15 @@ class Metrics:
         with self._lock:
             self.latency.setdefault(kind, LatencyWindow()).add(ms)
 
+    def split(self, parts: dict[str, float]) -> None:
+        """Where one model suggestion's time went (context, queue, prefill, decode, post):
+        each part is a latency kind `split<Part>` (splitPrefill, …) in `latencyByKind`,
+        so its `lastMs` belongs to the newest suggestion and its p50/p95 to the window.
+        (No dots in the names: pygls's converter renames dotted keys.)"""
+        with self._lock:
+            for part, ms in parts.items():
+                self.latency.setdefault(f"split{part.title()}", LatencyWindow()).add(ms)
+
     def generation(self, tokens: int, seconds: float) -> None:
         with self._lock:
             self.generated_tokens += tokens
