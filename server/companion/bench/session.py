@@ -108,8 +108,8 @@ class Session:
         items = await self.invoked(uri, hole.line, len(hole.indent))
         seconds = time.perf_counter() - started
         await asyncio.sleep(GROW_WAIT_S)
+        await self.client.idle()  # a grow counts once its prefill is done
         narrowed = (await self.counters())["grows"] > grows
-        await self.client.idle()
         self.replace(uri, hole.original)
         if not items:
             return Answer(hole, "", seconds, "", narrowed)
