@@ -57,6 +57,28 @@ async def test_an_uncached_window_is_narrowed_then_grown_after_a_pause(
                       "the full window grown after a pause")
 
 
+async def test_a_focused_file_is_warmed_at_its_cursor(make_client: MakeClient) -> None:
+    """companion/didFocus (the editor shows the file with its cursor there): the narrow
+    and the full window at the cursor are prefilled, so the first request there is not
+    narrowed (no grow follows it). A malformed focus costs one log line."""
+    client = await make_client(SETTINGS)
+    text, position = cursor_of(LONG_MODULE + "def scale_all(values):\n    █\n")
+    before = counter(await status(client), "warmups")
+    uri = open_document(client, text, "focus.py")
+    await wait_status(client, lambda s: counter(s, "warmups") == before + 1
+                      and s["inFlight"] == 0, 120, "the top of the file warmed up")
+    client.protocol.notify("companion/didFocus", {"textDocument": 5})
+    client.protocol.notify("companion/didFocus", {
+        "textDocument": {"uri": uri},
+        "position": {"line": position.line, "character": position.character}})
+    await wait_status(client, lambda s: counter(s, "warmups") == before + 3
+                      and s["inFlight"] == 0, 120, "the narrow and full window at the cursor")
+    grows = counter(await status(client), "grows")
+    await inline(client, uri, position)
+    await asyncio.sleep(1.5)  # past the pause after which a narrowed request grows
+    assert counter(await status(client), "grows") == grows
+
+
 async def test_automatic_requests_typed_faster_than_answers_are_debounced(
     make_client: MakeClient,
 ) -> None:

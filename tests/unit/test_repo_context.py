@@ -21,6 +21,8 @@ from companion.engine.repo_context import (
 COMPLETER = Path(completer_module.__file__)
 ENGINE = COMPLETER.parent
 COMPLETER_TEXT = COMPLETER.read_text(encoding="utf-8")
+BACKGROUND = ENGINE / "background.py"
+BACKGROUND_TEXT = BACKGROUND.read_text(encoding="utf-8")
 
 
 def _cursor_after(text: str, marker: str) -> tuple[int, int]:
@@ -47,15 +49,15 @@ def test_identifiers_leave_out_keywords_and_builtins() -> None:
 
 
 def test_a_called_function_from_another_module_comes_with_signature_and_docstring() -> None:
-    ctx = _context(COMPLETER_TEXT, "        prompt = build_prompt(")
-    found = python_definitions(COMPLETER_TEXT, str(COMPLETER), ctx)
+    ctx = _context(BACKGROUND_TEXT, "            prompt = build_prompt(")
+    found = python_definitions(BACKGROUND_TEXT, str(BACKGROUND), ctx)
     line = next(line for line in found if "def build_prompt(" in line)
     assert line.startswith("companion/engine/prompts.py: ")
     assert "family" in line and "The prompt for a completion" in line
 
 
 def test_selfs_class_lists_its_methods_and_attributes() -> None:
-    ctx = _context(COMPLETER_TEXT, "        self._cancel_grow(uri)\n        overtaken = ")
+    ctx = _context(COMPLETER_TEXT, "        self.background.cancel_grow(uri)\n        overtaken = ")
     found = python_definitions(COMPLETER_TEXT, str(COMPLETER), ctx)
     summary = next(line for line in found if line.startswith("class Engine (self):"))
     assert "settings" in summary and "debounce" in summary  # assigned in __init__
@@ -109,14 +111,14 @@ def test_window_sets_are_cached_per_text() -> None:
 def test_header_is_commented_stays_put_in_its_window_and_has_the_other_file() -> None:
     repo = RepoContext()
     try:
-        ctx = _context(COMPLETER_TEXT, "        prompt = build_prompt(")
+        ctx = _context(BACKGROUND_TEXT, "            prompt = build_prompt(")
         # Another open file with code like the cursor's (a copy of the lines above it).
         line = ctx.line
-        lines = COMPLETER_TEXT.split("\n")
+        lines = BACKGROUND_TEXT.split("\n")
         documents = {"/work/elsewhere/snapshot.py": "\n".join(lines[line - 40 : line - 5]),
                      str(ENGINE / "prompts.py"): (ENGINE / "prompts.py").read_text("utf-8"),
-                     str(COMPLETER): COMPLETER_TEXT}  # the document itself is skipped
-        header, complete = repo.header("file:///c.py", COMPLETER_TEXT, ctx, documents,
+                     str(BACKGROUND): BACKGROUND_TEXT}  # the document itself is skipped
+        header, complete = repo.header("file:///c.py", BACKGROUND_TEXT, ctx, documents,
                                        wait_s=60)
         assert complete and header.endswith("\n\n")
         assert all(line.startswith("# ") for line in header.rstrip("\n").split("\n"))
@@ -125,7 +127,7 @@ def test_header_is_commented_stays_put_in_its_window_and_has_the_other_file() ->
         assert "completer.py" not in header.split("Names used")[0]
         assert header.index("Similar code") < header.index("Names used")  # rarely changes
         # The next keystroke in the same window: the same header, whatever jedi says.
-        typed = COMPLETER_TEXT.replace("prompt = build_prompt(", "prompt = build_prompt(c", 1)
+        typed = BACKGROUND_TEXT.replace("prompt = build_prompt(", "prompt = build_prompt(c", 1)
         again, _ = repo.header("file:///c.py", typed, ctx, documents, wait_s=0)
         assert again == header
         prompt = build_prompt(ctx, "smollm2", False, repo_header=header)
@@ -139,8 +141,8 @@ def test_a_keystroke_never_waits_for_jedi() -> None:
     incomplete), and a later request for the same version gets jedi's lines."""
     repo = RepoContext()
     try:
-        ctx = _context(COMPLETER_TEXT, "        prompt = build_prompt(")
-        text = COMPLETER_TEXT + "\n# a version jedi has not seen\n"
+        ctx = _context(BACKGROUND_TEXT, "            prompt = build_prompt(")
+        text = BACKGROUND_TEXT + "\n# a version jedi has not seen\n"
         started = time.perf_counter()
         _, complete = repo.header("file:///d.py", text, ctx, {}, wait_s=0)
         waited = time.perf_counter() - started

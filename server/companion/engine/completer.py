@@ -17,6 +17,7 @@ from typing import Any
 
 from companion.backends.base import CancelFlag, Chunk, GenerationRequest
 from companion.config import Settings
+from companion.engine.background import GROW_AFTER_S, SMALL_STEP_LINES, Background
 from companion.engine.context import STEP_LINES, CursorContext, build_context
 from companion.engine.debounce import Debounce
 from companion.engine.generation import PREFILL_BUDGET_TOKENS, generate_inline
@@ -24,7 +25,7 @@ from companion.engine.health import ModelHealth
 from companion.engine.host_client import HostDied
 from companion.engine.metrics import Metrics
 from companion.engine.postprocess import PostContext, clean
-from companion.engine.prompts import Prompt, build_prompt
+from companion.engine.prompts import Prompt
 from companion.engine.repo_context import (
     INVOKED_WAIT_S,
     REPO_CONTEXT_CHARS,
@@ -32,14 +33,15 @@ from companion.engine.repo_context import (
     RepoContext,
 )
 from companion.engine.scheduler import ResultCache, Scheduler, Superseded
-from companion.engine.speculation import as_accepted
 from companion.engine.stream import StreamResult, Suggestion, consume
 from companion.engine.supervisor import EngineState, Supervisor
 from companion.engine.templates import template_completion
 from companion.host.prefix import CHARS_PER_TOKEN, shared_prefix_length
 
 __all__ = [
+    "GROW_AFTER_S",
     "PREFILL_BUDGET_TOKENS",
+    "SMALL_STEP_LINES",
     "Engine",
     "EngineState",
     "StreamResult",
@@ -54,11 +56,6 @@ log = logging.getLogger(__name__)
 # laptop takes ~10 s; streaming stops itself at twice the inline deadline).
 HANG_TIMEOUT_S = 60.0
 
-# The narrow prompt (engine/generation.py: PREFILL_BUDGET_TOKENS) moves in steps of
-# SMALL_STEP_LINES lines; the full window is processed in the background once the user
-# pauses for GROW_AFTER_S.
-SMALL_STEP_LINES = 4
-GROW_AFTER_S = 0.4
 
 
 def latency_split(suggestion: Suggestion) -> dict[str, float]:
@@ -87,8 +84,7 @@ class Engine:
         self.debounce = Debounce()
         self.repo = RepoContext()
         self._newest: dict[str, object] = {}  # newest request per document (debounce)
-        self._grow_timers: dict[str, asyncio.TimerHandle] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self.background = Background(self)
 
     @property
     def current(self) -> EngineState:
@@ -130,8 +126,7 @@ class Engine:
     def shutdown(self) -> None:
         """Stop generating, end the engine host (which frees the model) and the worker."""
         self.scheduler.cancel_all()
-        for uri in list(self._grow_timers):
-            self._cancel_grow(uri)
+        self.background.shutdown()
         self.supervisor.shutdown()
         self.scheduler.shutdown()
         self.repo.shutdown()
@@ -204,11 +199,11 @@ class Engine:
         if cached is not None:
             self.metrics.count("cacheHits")
             suggestion = Suggestion(cached, "cache", (time.perf_counter() - started) * 1000)
-            self._speculate(uri, text, ctx, suggestion, encoding, reserve)
+            self.background.speculate(uri, text, ctx, suggestion, encoding, reserve)
             return suggestion
         if not self.current.serving or not self.health.may_try():
             return self._template_suggestion(ctx, started)
-        self._cancel_grow(uri)
+        self.background.cancel_grow(uri)
         overtaken = uri in self._newest  # the previous request is still unanswered
         marker = self._newest[uri] = object()
         waited = 0.0
@@ -223,10 +218,7 @@ class Engine:
                         self.metrics.count("debounced")
                         return Suggestion("", "cancelled", (time.perf_counter() - started)
                                           * 1000, finish_reason="cancelled")
-            narrow: CursorContext | None = None
-            if self.current.backend.capabilities.local_prefix_cache:
-                narrow = self.context_at(text, line, character, language, path, encoding,
-                                         PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
+            narrow = self.background.narrow_context(text, line, character, ctx, encoding)
             context_s = time.perf_counter() - started - waited
             header, complete = "", True
             if with_repo and documents is not None:
@@ -249,58 +241,9 @@ class Engine:
 
                 def refresh() -> str:
                     return self.repo.header(uri, text, ctx, docs, INVOKED_WAIT_S, True)[0]
-            self._schedule_grow(uri, ctx, header, refresh)
-        self._speculate(uri, text, ctx, suggestion, encoding, reserve)
+            self.background.schedule_grow(uri, ctx, header, refresh)
+        self.background.speculate(uri, text, ctx, suggestion, encoding, reserve)
         return suggestion
-
-    # -- the next suggestion, as if this one were accepted ---------------------------------
-
-    def _speculate(self, uri: str, text: str, ctx: CursorContext, shown: Suggestion,
-                   encoding: str, reserve: int) -> None:
-        """Generate, in the background, the suggestion for the document with `shown`
-        accepted, into the result cache. It runs under the document's key, so any real
-        request for the document cancels it; nothing is shown from it directly."""
-        if (not self.settings.speculate or not shown.text or shown.source not in (
-                "model", "cache") or self._newest.get(uri) is not None
-                or not self.current.serving or not self.health.may_try()):
-            return
-        accepted, row, character = as_accepted(text, ctx.line, ctx.column, shown.text,
-                                               encoding)
-        after = self.context_at(accepted, row, character, ctx.language, ctx.path, encoding,
-                                reserve_chars=reserve)
-        if self.cache.get(uri, after.prefix, after.suffix) is not None:
-            return
-        narrow: CursorContext | None = None
-        if self.current.backend.capabilities.local_prefix_cache:
-            narrow = self.context_at(accepted, row, character, ctx.language, ctx.path,
-                                     encoding, PREFILL_BUDGET_TOKENS, SMALL_STEP_LINES)
-        started = time.perf_counter()
-
-        def job(flag: CancelFlag) -> Suggestion | None:
-            current = self.current
-            if not current.serving or current.spec is None:
-                return None
-            suggestion, result = generate_inline(
-                current.backend, current.spec, self.settings, after, narrow, flag, started,
-                automatic=True)
-            self.metrics.generation(result.tokens, result.seconds)
-            return suggestion
-
-        async def run() -> None:
-            try:
-                suggestion = await self.scheduler.run(uri, job, CancelFlag())
-            except Superseded:
-                return
-            except Exception as error:  # the real request will meet it and report it
-                log.debug("speculative suggestion in %s skipped: %s", uri, error)
-                return
-            if suggestion is not None and suggestion.finish_reason != "cancelled":
-                self.cache.put(uri, after.prefix, after.suffix, suggestion.text)
-                self.metrics.count("speculated")
-
-        task = asyncio.ensure_future(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _run_generation(
         self,
@@ -362,57 +305,6 @@ class Engine:
                 self.metrics.split(latency_split(suggestion))
         return suggestion
 
-    # -- prefill budget: the full window in the background ----------------------------
-
-    def _cancel_grow(self, uri: str) -> None:
-        timer = self._grow_timers.pop(uri, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _schedule_grow(self, uri: str, ctx: CursorContext, header: str = "",
-                       refresh: Callable[[], str] | None = None) -> None:
-        """After a pause, process the full window at the cursor, so the next request
-        there gets the whole context at the price of a short prefill. `refresh` makes the
-        repository header anew first (jedi had not answered in time)."""
-        self._cancel_grow(uri)
-
-        async def grow() -> None:
-            nonlocal header
-            if refresh is not None:
-                header = await asyncio.to_thread(refresh)
-            await self._prefill(uri, ctx, "grows", header)
-
-        def start() -> None:
-            self._grow_timers.pop(uri, None)
-            task = asyncio.ensure_future(grow())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        self._grow_timers[uri] = asyncio.get_running_loop().call_later(GROW_AFTER_S, start)
-
-    async def _prefill(self, uri: str, ctx: CursorContext, counter: str,
-                       header: str = "") -> None:
-        """Process the prompt for `ctx` on the generation thread without keeping any
-        output; it runs under the document's key, so the next real request cancels it."""
-
-        def job(flag: CancelFlag) -> None:
-            current = self.current
-            if not current.serving or not current.backend.capabilities.local_prefix_cache:
-                return
-            assert current.spec is not None
-            prompt = build_prompt(ctx, current.spec.family, current.spec.fim,
-                                  repo_header=header)
-            request = GenerationRequest(prompt=prompt.text, max_tokens=1, cancel=flag)
-            result = consume(current.backend, request,
-                             lambda result, chunk: "prefilled" if result.prefilled else "")
-            if result.prefilled:
-                self.metrics.count(counter)
-
-        try:
-            await self.scheduler.run(uri, job, CancelFlag())
-        except Exception as error:  # background work never matters enough to report loudly
-            log.debug("background prefill of %s skipped: %s", uri, error)
-
     def _failed(self, error: BaseException) -> None:
         self.metrics.count("modelErrors")
         backoff = self.health.failed(f"{error.__class__.__name__}: {error}")
@@ -426,24 +318,17 @@ class Engine:
         self.health.mark_hung(reason)
         log.error("model hung (%s): serving templates until companion/restart", reason)
 
-    # -- warm-up -----------------------------------------------------------------------------
+    # -- background work (engine/background.py) -------------------------------------------
 
-    async def warm(self, uri: str, text: str, language: str = "python", path: str = "") -> None:
-        """Prefill the prompt for the top window of a newly opened file in the background,
-        so that the first suggestion in it reuses that prefix instead of paying for it.
+    def pending(self, uri: str) -> bool:
+        """A request for `uri` is still unanswered."""
+        return uri in self._newest
 
-        It runs under the document's key: the first real request cancels what is left."""
-        current = self.current
-        if (not current.serving or not current.backend.capabilities.local_prefix_cache
-                or not text.strip()):
-            return
-        budget = int((self.settings.context_tokens - self.settings.max_tokens)
-                     * CHARS_PER_TOKEN * 0.8)
-        head = text[:budget]
-        head = head[: head.rfind("\n") + 1] if "\n" in head else head
-        lines = head.split("\n")
-        ctx = self.context_at(head, len(lines) - 1, 0, language, path)
-        await self._prefill(uri, ctx, "warmups")
+    async def warm(self, uri: str, text: str, language: str = "python", path: str = "",
+                   line: int | None = None, encoding: str = "utf-16") -> None:
+        """Prefill a newly opened (top window) or focused (at `line`) document's prompt
+        in the background; the first real request there cancels what is left."""
+        await self.background.warm(uri, text, language, path, line, encoding)
 
     # -- free text (hover explanations, explain command) ------------------------------------
 

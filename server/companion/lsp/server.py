@@ -28,6 +28,20 @@ from companion.history.recorder import History
 log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_CHARS = 4_000_000  # past this a document is not sent to the model
+FOCUS = "companion/didFocus"  # notification: {textDocument: {uri}, position: {line, character}}
+
+
+def focus_of(params: Any) -> tuple[str, int] | None:
+    """(uri, line) of a companion/didFocus notification, or None when malformed."""
+    def field(value: Any, name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+    uri = field(field(params, "textDocument"), "uri")
+    line = field(field(params, "position"), "line")
+    if not isinstance(uri, str) or not uri or isinstance(line, bool) or not isinstance(
+            line, int) or line < 0:
+        return None
+    return uri, line
 
 
 def suggestable(text: str) -> bool:
@@ -83,6 +97,7 @@ class CompanionServer(LanguageServer):
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self.history = History(warn=self._warn_from_thread)
         self.load_failures = 0  # loads that crashed or ended on templates unasked
+        self.focus: tuple[str, int] | None = None  # (uri, line) the editor shows
         self._model_trouble_seen = {"modelErrors": 0, "modelHangs": 0, "engineCrashes": 0}
         self.engine.supervisor.on_event = self._warn_from_thread
 
@@ -289,12 +304,35 @@ def register(server: CompanionServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: CompanionServer, params: types.DidOpenTextDocumentParams) -> None:
-        """Warm the model's prefix cache for the new file (in the background)."""
+        """Warm the model's prefix cache for the new file (in the background): at the
+        cursor when the editor said where it is (companion/didFocus), else its top."""
         document = params.text_document
         if suggestable(document.text):
             opened = ls.workspace.text_documents.get(document.uri)
             path = opened.path if opened is not None else ""
-            await ls.engine.warm(document.uri, document.text, document.language_id, path)
+            line = ls.focus[1] if ls.focus is not None and ls.focus[0] == document.uri else None
+            await ls.engine.warm(document.uri, document.text, document.language_id, path,
+                                 line, ls.position_encoding)
+
+    @server.feature(FOCUS)
+    async def did_focus(ls: CompanionServer, params: Any) -> None:
+        """The editor shows `textDocument` with its cursor at `position`: warm the prompt
+        there (the narrow window first, then the full one), ahead of other documents'
+        warm-ups."""
+        focus = focus_of(params)
+        if focus is None:
+            ls.log_line(f"{FOCUS} with unusable params ignored: {params!r:.200}",
+                        types.MessageType.Warning)
+            return
+        uri, line = focus
+        ls.focus = focus
+        document = ls.workspace.text_documents.get(uri)
+        if document is None or not suggestable(document.source):
+            return  # not opened yet: didOpen warms at this line
+        ls.engine.background.focus(uri)
+        await ls.engine.warm(uri, document.source, document.language_id or "python",
+                             document.path, min(line, max(0, len(document.lines) - 1)),
+                             ls.position_encoding)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CompanionServer, params: None) -> None:
