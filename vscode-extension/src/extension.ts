@@ -30,6 +30,7 @@ export async function activate(context: vscodeapi.ExtensionContext): Promise<voi
       }
     }),
     { dispose: () => restartSoon.cancel() },
+    vscodeapi.onDidChangeActiveTextEditor((editor) => current.reportFocus(editor)),
   );
   void current.start();
 }

@@ -14,6 +14,7 @@ import { Notifier, stderrSuffix } from './notify';
 import { StatusBar } from './statusBar';
 import { STATUS_REQUEST, ServerStatus, normalizeStatus } from './status';
 import { installPlan, runPlan } from './install';
+import { FOCUS_NOTIFICATION, FocusReporter, FocusedEditor } from './focus';
 
 const POLL_MS = 4000;
 /** A status request unanswered this long counts once; UNANSWERED_LIMIT in a row: hung. */
@@ -80,6 +81,10 @@ export class Companion {
   private refreshQueued = false;
   private starting: Promise<void> | undefined;
   private stopped = false;
+  private readonly focus = new FocusReporter(
+    (params) => this.client.notify(FOCUS_NOTIFICATION, params),
+    (languageId) => settings.isEnabledFor(languageId, 'inline'),
+  );
 
   constructor(
     private readonly globalStoragePath: string,
@@ -253,8 +258,17 @@ export class Companion {
       return;
     }
     this.notifier.reset('crashed');
+    this.focus.reset();
+    this.reportFocus(vscodeapi.activeTextEditor());
     await this.refreshStatus();
     this.startPolling();
+  }
+
+  /** The editor the user looks at (at start, and on every change of active editor). */
+  reportFocus(editor: FocusedEditor | undefined): void {
+    if (this.client.running) {
+      this.focus.report(editor);
+    }
   }
 
   private reportCrash(tail: string[]): void {

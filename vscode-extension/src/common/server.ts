@@ -192,6 +192,15 @@ export class CompanionClient {
       : this.client.sendRequest<T>(method, params);
   }
 
+  /** A notification to the server; dropped while it is not running. */
+  notify(method: string, params: unknown): void {
+    if (this.client && this.running) {
+      void this.client.sendNotification(method, params).catch((err: unknown) => {
+        log.warn(`${method}: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    }
+  }
+
   /** `workspace/executeCommand` straight to the server. */
   async executeCommand<T>(command: string, args: unknown[]): Promise<T | undefined> {
     if (!this.client || !this.running) {

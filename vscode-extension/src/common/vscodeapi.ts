@@ -80,6 +80,12 @@ export function activeTextEditor(): vscode.TextEditor | undefined {
   return vscode.window.activeTextEditor;
 }
 
+export function onDidChangeActiveTextEditor(
+  listener: (editor: vscode.TextEditor | undefined) => unknown,
+): vscode.Disposable {
+  return vscode.window.onDidChangeActiveTextEditor(listener);
+}
+
 /** Runs `task` with a cancellable notification; `report` sets the message line. */
 export function withNotificationProgress<T>(
   title: string,
