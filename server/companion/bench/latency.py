@@ -303,9 +303,16 @@ async def _accepting(client: CompanionClient, uri: str, line: int) -> dict[str, 
             "empty": sources.count("empty")}
 
 
+def _focus(client: CompanionClient, uri: str, line: int) -> None:
+    """companion/didFocus: the editor shows `uri` with its cursor on `line`."""
+    client.protocol.notify("companion/didFocus", {"textDocument": {"uri": uri},
+                                                  "position": {"line": line, "character": 0}})
+
+
 async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
     """The first suggestion in each of several newly opened 1k–4k-token files, asked
-    right after opening at a line two thirds in (the same spot the typing pass uses)."""
+    right after opening (and the editor's focus there, as the extension reports it) at a
+    line two thirds in (the same spot the typing pass uses)."""
     folder = Path(sysconfig.get_paths()["stdlib"])
     rows: list[dict[str, Any]] = []
     for name in NEW_FILES:
@@ -317,6 +324,7 @@ async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
             continue
         uri = client.open(path, text)
         line = insertion_line(split_lines(text))
+        _focus(client, uri, line)  # as the extension does when the editor shows the file
         client.insert(uri, line, 0, "\n")
         started = time.perf_counter()
         items = await client.inline(uri, line, 0)
@@ -364,6 +372,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         status = await client.wait_ready()
         uri = client.open(path, text)
         line = insertion_line(lines)
+        _focus(client, uri, line)
         client.insert(uri, line, 0, "\n")
         started = time.perf_counter()
         await client.inline(uri, line, 0)
