@@ -15,7 +15,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from companion.models import convert
+from companion.backends import convert
 from companion.models.resolve import embedded_model_path
 from tests.e2e.conftest import (
     cancel_in_flight,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from companion.backends import convert
 from companion.backends.base import BackendError
-from companion.models import convert
 
 
 def test_the_key_follows_the_content_not_the_place(tmp_path: Path,

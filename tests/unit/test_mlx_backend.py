@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from companion.backends import convert
 from companion.backends.base import (
     BackendError,
     Chunk,
@@ -20,7 +21,6 @@ from companion.backends.base import (
     ModelSpec,
     close_stream,
 )
-from companion.models import convert
 from companion.models.resolve import resolve
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """MLX through mlx-lm: the engine for Apple Silicon (Metal), also runnable on a CPU.
 
 Loads any mlx-lm model directory, a hub id already in the local Hugging Face cache (never
-downloads), or the embedded GGUF (converted once to safetensors by `models.convert`).
+downloads), or the embedded GGUF (converted once to safetensors by `backends.convert`).
 Prefix reuse: the KV prompt cache and the token ids it holds survive between requests;
 a new prompt trims the cache to the longest common token prefix and only its new tail is
 evaluated. The prefill runs in small chunks and the decode loop checks the request
@@ -320,7 +320,7 @@ def model_directory(path: str) -> Path:
     """A local mlx-lm model folder for `path`: the embedded GGUF converted to
     safetensors, a folder, or a hub id found in the local Hugging Face cache."""
     if path.endswith(".gguf"):
-        from companion.models.convert import ensure_safetensors
+        from companion.backends.convert import ensure_safetensors
 
         return ensure_safetensors(path)
     folder = Path(os.path.expanduser(path))

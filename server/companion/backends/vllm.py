@@ -78,7 +78,7 @@ def model_directory(spec: ModelSpec) -> Path:
     """A local safetensors directory for `spec`: an embedded/local GGUF is converted once
     (cached), a hub id must already be in the Hugging Face cache."""
     if spec.path.endswith(".gguf"):
-        from companion.models.convert import ensure_safetensors
+        from companion.backends.convert import ensure_safetensors
 
         return ensure_safetensors(spec.path)
     path = Path(os.path.expanduser(spec.path))
