@@ -24,8 +24,9 @@ from typing import Any
 
 from lsprotocol import types
 
+from companion.bench.floor import boundary_cost, engine_floor
 from companion.engine.context import split_lines
-from companion.engine.metrics import percentile
+from companion.engine.metrics import summarize
 from companion.lspclient import CompanionClient, ServerGone
 
 TYPED = (
@@ -71,108 +72,6 @@ def insertion_line(lines: list[str]) -> int:
     return defs[min(len(defs) - 1, (2 * len(defs)) // 3)]
 
 
-def engine_floor(
-    text: str, line: int, keystrokes: str, tokens: int, settings: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The same model called directly in this process (no server, no engine host), warm,
-    on the same prompts the server built while typing, for the same number of tokens:
-    what the engine itself needs per keystroke."""
-    from companion.backends.base import GenerationRequest
-    from companion.backends.registry import load_with_fallback
-    from companion.config import parse_settings
-    from companion.engine.completer import Engine
-    from companion.engine.prompts import build_prompt
-
-    parsed = parse_settings(settings)[0]
-    result = load_with_fallback(parsed)  # in this process: the floor has no pipe
-    if result.spec is None:
-        return None
-    spec, backend = result.spec, result.backend
-    engine = Engine(parsed)  # for the cursor contexts only: it loads nothing
-    document = text[: _offset(text, line)] + "\n" + text[_offset(text, line):]
-    prompts: list[str] = []
-    row, column, typed = line, 0, ""
-    for char in keystrokes:
-        typed += char
-        row, column = (row + 1, 0) if char == "\n" else (row, column + 1)
-        current = document[: _offset(document, line)] + typed + document[
-            _offset(document, line):]
-        ctx = engine.context_at(current, row, column)
-        prompts.append(build_prompt(ctx, spec.family, spec.fim).text)
-    timings: list[float] = []
-    try:
-        for index in range(1, len(prompts)):
-            # Warm: the previous keystroke's prompt is what the engine's cache holds.
-            for _ in backend.stream(GenerationRequest(prompt=prompts[index - 1], max_tokens=1)):
-                pass
-            started = time.perf_counter()
-            for _ in backend.stream(GenerationRequest(prompt=prompts[index],
-                                                      max_tokens=max(1, tokens))):
-                pass
-            timings.append((time.perf_counter() - started) * 1000)
-    finally:
-        backend.unload()
-        engine.scheduler.shutdown()
-    return {"tokensPerRequest": tokens, **_summary(timings)}
-
-
-def boundary_cost(settings: dict[str, Any], rounds: int = 40) -> dict[str, Any] | None:
-    """What the process boundary costs one request: the same fully cached prompt and the
-    same 4 tokens, called in this process and through an engine host (pipe, pickling,
-    the host's threads), alternating; the difference of the medians."""
-    from companion.backends.base import GenerationRequest
-    from companion.backends.registry import load_with_fallback
-    from companion.config import parse_settings
-    from companion.engine.supervisor import Supervisor
-
-    parsed = parse_settings(settings)[0]
-    direct = load_with_fallback(parsed)
-    if direct.spec is None:
-        return None
-    supervisor = Supervisor(lambda: parsed, lambda job: job())
-    hosted = supervisor.load()
-    prompt = "def fibonacci(n):\n    " + "# a comment that fills the prompt\n    " * 20
-    timings: dict[str, list[float]] = {"direct": [], "host": []}
-    try:
-        for round_ in range(rounds + 1):
-            for name, backend in (("direct", direct.backend), ("host", hosted.backend)):
-                started = time.perf_counter()
-                for _ in backend.stream(GenerationRequest(prompt=prompt, max_tokens=4)):
-                    pass
-                if round_:  # the first round fills both caches
-                    timings[name].append((time.perf_counter() - started) * 1000)
-    finally:
-        direct.backend.unload()
-        supervisor.shutdown()
-    direct_p50 = percentile(timings["direct"], 0.5) or 0.0
-    host_p50 = percentile(timings["host"], 0.5) or 0.0
-    return {"rounds": rounds, "directP50Ms": round(direct_p50, 2),
-            "hostP50Ms": round(host_p50, 2), "costMs": round(host_p50 - direct_p50, 2)}
-
-
-def _offset(text: str, line: int) -> int:
-    """The offset of the start of `line` in `text`."""
-    offset = 0
-    for _ in range(line):
-        found = text.find("\n", offset)
-        if found < 0:  # the line after the last line break
-            return len(text)
-        offset = found + 1
-    return offset
-
-
-def _summary(values: list[float]) -> dict[str, float | None]:
-    def r(value: float | None) -> float | None:
-        return round(value, 1) if value is not None else None
-
-    return {
-        "p50Ms": r(percentile(values, 0.5)),
-        "p95Ms": r(percentile(values, 0.95)),
-        "maxMs": r(max(values) if values else None),
-        "count": len(values),
-    }
-
-
 def _last_split(status: dict[str, Any], seen: int) -> tuple[dict[str, float] | None, int]:
     """The newest model suggestion's latency split from the status, if one came since
     `seen` splits were counted; and the count now."""
@@ -185,7 +84,7 @@ def _last_split(status: dict[str, Any], seen: int) -> tuple[dict[str, float] | N
             for part in (*SPLIT_PARTS, "total")}, count
 
 
-def split_summary(rows: list[dict[str, float]]) -> dict[str, Any] | None:
+def splitsummarize(rows: list[dict[str, float]]) -> dict[str, Any] | None:
     """Where the time went: the mean of each part over the median band (p40–p60 by
     total) and over the slowest 5 % (at least one), so the tail can be read as parts."""
     if not rows:
@@ -255,10 +154,10 @@ async def _type(
                 splits.append(split)
     if pending is not None:
         await pending[1]
-    report: dict[str, Any] = {"latency": _summary(latencies), "cancelled": cancelled,
+    report: dict[str, Any] = {"latency": summarize(latencies), "cancelled": cancelled,
                               "keystrokes": len(keystrokes)}
     if not cancel_pending:
-        report["split"] = split_summary(splits)
+        report["split"] = splitsummarize(splits)
     return report
 
 
@@ -299,7 +198,7 @@ async def _accepting(client: CompanionClient, uri: str, line: int) -> dict[str, 
         after.append((time.perf_counter() - started) * 1000)
         sources.append("answer" if items else "empty")
         row += 2  # past the fresh line's end: the next start goes below
-    return {"afterAccept": _summary(after), "accepted": accepted, "spots": len(ACCEPT_STARTS),
+    return {"afterAccept": summarize(after), "accepted": accepted, "spots": len(ACCEPT_STARTS),
             "empty": sources.count("empty")}
 
 
@@ -333,7 +232,7 @@ async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
                      "answered": bool(items)})
         client.close_document(uri)
     times = [row["ms"] for row in rows]
-    return {"files": rows, "medianMs": _summary(times)["p50Ms"]}
+    return {"files": rows, "medianMs": summarize(times)["p50Ms"]}
 
 
 async def _recovery(client: CompanionClient, uri: str, line: int) -> float | None:

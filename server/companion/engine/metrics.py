@@ -29,6 +29,19 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
+def summarize(values: list[float]) -> dict[str, float | None]:
+    """p50, p95 and max (ms, one decimal) and the count of `values`."""
+    def r(value: float | None) -> float | None:
+        return round(value, 1) if value is not None else None
+
+    return {
+        "p50Ms": r(percentile(values, 0.5)),
+        "p95Ms": r(percentile(values, 0.95)),
+        "maxMs": r(max(values) if values else None),
+        "count": len(values),
+    }
+
+
 @dataclass
 class LatencyWindow:
     """The last `size` latencies of one request kind, in milliseconds."""
