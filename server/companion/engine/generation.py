@@ -8,6 +8,7 @@ import time
 
 from companion.backends.base import Backend, CancelFlag, Chunk, GenerationRequest, ModelSpec
 from companion.config import Settings
+from companion.engine import names
 from companion.engine.context import CursorContext
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import build_prompt
@@ -36,6 +37,7 @@ def generate_inline(
     automatic: bool = False,
     header: str = "",
     context_ms: float = 0.0,
+    document: str = "",
 ) -> tuple[Suggestion, StreamResult]:
     """Run one generation, stopping as soon as it is complete.
 
@@ -44,6 +46,7 @@ def generate_inline(
     cache holds. The repository `header` goes ahead of the full prompt only: the narrow
     one is there to keep the prefill short. `started`: when the request came;
     `context_ms`: what building its cursor context and header took before it queued.
+    `document`: the whole document, for the name check (without it, the saved file).
     """
     on_worker = time.perf_counter()
     queue_ms = max(0.0, (on_worker - started) * 1000 - context_ms)
@@ -97,6 +100,9 @@ def generate_inline(
     finish = "cancelled" if flag.cancelled else result.finish
     post_started = time.perf_counter()
     text = clean(raw, post).text
+    # Names that exist (engine/names.py): cut before the first use of a name that does
+    # not, then post-process what is left again (it closes the brackets).
+    text = names.check(text, post, lambda kept: clean(kept, post).text, document, automatic)
     suggestion = Suggestion(
         text,
         "model",
