@@ -160,9 +160,8 @@ class Document:
     def of(cls, ctx: CursorContext, document: str = "") -> Document:
         window = ctx.prefix + ctx.suffix
         whole = document or disk_text(ctx.path)
-        texts = window + "\n" + whole
         bare = bool(document or whole or ctx.prefix_start_line == 0)
-        if _STAR_IMPORT.search(texts) or "globals()" in texts:
+        if _dynamic_names(window) or (whole and _dynamic_names(whole)):
             bare = False
         to_end = bool(document) and document.endswith(ctx.suffix)
         return cls(window, ctx.prefix.count("\n"), whole, bare, to_end)
@@ -176,6 +175,12 @@ class Document:
         for text in self.texts:
             found |= _names_in(text)
         return found
+
+
+@functools.lru_cache(maxsize=8)
+def _dynamic_names(text: str) -> bool:
+    """A star import or `globals()`: names that the text does not spell may exist."""
+    return "globals()" in text or bool(_STAR_IMPORT.search(text))
 
 
 @functools.lru_cache(maxsize=8)
@@ -290,6 +295,8 @@ def uses(snippet: bytes, base: int) -> Uses:
     stack = [root]
     while stack:
         node = stack.pop()
+        if node.type == "ERROR" and node.end_byte > base:
+            continue  # what does not parse (prose, a half statement) is not judged
         stack.extend(reversed(node.children))
         if node.end_byte <= base:
             continue
@@ -403,13 +410,12 @@ def _class_block(lines: list[str], header: int, to_end: bool = True
     return head, decorators, body, to_end
 
 
-Block = tuple[list[str], int, bool]  # lines, a class header's row, lines run to the end
+Block = tuple[str, int, bool]  # a text, a class header's row, the text runs to the end
 
 
 def _class_headers(text: str, name: str, to_end: bool = True) -> list[Block]:
     """Where `text` defines a class `name`."""
-    lines = _lines_of(text)
-    return [(lines, row, to_end) for row in _class_rows(text).get(name, ())]
+    return [(text, row, to_end) for row in _class_rows(text).get(name, ())]
 
 
 @functools.lru_cache(maxsize=8)
@@ -460,36 +466,47 @@ def class_attributes(doc: Document, name: str, seen: frozenset[str] = frozenset(
         return None
     found: set[str] = set(_OBJECT)
     complete = False
-    for lines, header, to_end in blocks:
-        head, decorators, body, ends = _class_block(lines, header, to_end)
+    for text, header, to_end in blocks:
+        own, bases, ends = _block_facts(text, header, to_end, name)
+        if own is None or bases is None:
+            return None
         complete = complete or ends
-        if any(decorator not in _OK_DECORATORS for decorator in decorators):
-            return None
-        source = "\n".join(body)
-        if any(marker in source for marker in _UNJUDGED_CLASS):
-            return None
-        if "__slots__" in source:
-            found.update(_NAME.findall(source))
-        found.update(re.findall(r"\b(?:self|cls)\s*\.\s*([^\W\d]\w*)", source))
-        found.update(re.findall(rf"\b{re.escape(name)}\.([^\W\d]\w*)", source))
-        found.update(re.findall(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([^\W\d]\w*)",
-                                source, re.MULTILINE))
-        level = min((_indent(line) for line in body if line.strip()), default=0)
-        for line in body:
-            if line.strip() and _indent(line) == level:
-                target = re.match(r"[ \t]*([^\W\d]\w*(?:[ \t]*,[ \t]*[^\W\d]\w*)*)[ \t]*"
-                                  r"(?::|=(?!=)|,)", line)
-                if target:
-                    found.update(part.strip() for part in target.group(1).split(","))
-        bases = _bases(head)
-        if bases is None:
-            return None
+        found |= own
         for base in bases:
             inherited = _base_attributes(doc, base, seen | {name})
             if inherited is None:
                 return None
             found |= inherited
     return found if complete else None
+
+
+@functools.lru_cache(maxsize=64)
+def _block_facts(text: str, header: int, to_end: bool, name: str
+                 ) -> tuple[frozenset[str] | None, tuple[str, ...] | None, bool]:
+    """One class body's own attributes (None: not judged), its bases (None: a metaclass
+    or keywords) and whether the body ends within `text`; cached for the saved file."""
+    head, decorators, body, ends = _class_block(_lines_of(text), header, to_end)
+    if any(decorator not in _OK_DECORATORS for decorator in decorators):
+        return None, None, ends
+    source = "\n".join(body)
+    if any(marker in source for marker in _UNJUDGED_CLASS):
+        return None, None, ends
+    found: set[str] = set()
+    if "__slots__" in source:
+        found.update(_NAME.findall(source))
+    found.update(re.findall(r"\b(?:self|cls)\s*\.\s*([^\W\d]\w*)", source))
+    found.update(re.findall(rf"\b{re.escape(name)}\.([^\W\d]\w*)", source))
+    found.update(re.findall(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([^\W\d]\w*)",
+                            source, re.MULTILINE))
+    level = min((_indent(line) for line in body if line.strip()), default=0)
+    for line in body:
+        if line.strip() and _indent(line) == level:
+            target = re.match(r"[ \t]*([^\W\d]\w*(?:[ \t]*,[ \t]*[^\W\d]\w*)*)[ \t]*"
+                              r"(?::|=(?!=)|,)", line)
+            if target:
+                found.update(part.strip() for part in target.group(1).split(","))
+    bases = _bases(head)
+    return frozenset(found), tuple(bases) if bases is not None else None, ends
 
 
 def _base_attributes(doc: Document, base: str, seen: frozenset[str]) -> set[str] | None:
@@ -522,7 +539,7 @@ def self_attributes(doc: Document, ctx: CursorContext) -> set[str] | None:
             return None
         name = head.group(1)
         _, _, _, ends = _class_block(lines, header, doc.window_to_end)
-        blocks: list[Block] = [(lines, header, True)] if ends else []
+        blocks: list[Block] = [(doc.window, header, True)] if ends else []
         if doc.whole:
             blocks.extend(_class_headers(doc.whole, name))
         if not blocks:
@@ -535,20 +552,25 @@ def self_attributes(doc: Document, ctx: CursorContext) -> set[str] | None:
     if not method:
         return None
     whole = _lines_of(doc.whole)
-    owners = set()
-    for index, line in enumerate(whole):
-        found_def = _HEADER.match(line)
-        if found_def and found_def.group(3) == method and found_def.group(2) == "def":
-            owner = _owner_class(whole, index)
-            if owner is not None:
-                owners.add(owner)
+    owners = {owner for row in _def_rows(doc.whole).get(method, ())
+              if (owner := _owner_class(whole, row)) is not None}
     if len(owners) != 1:
         return None
     row = owners.pop()
     match = _CLASS.match(whole[row])
     if match is None:
         return None
-    return class_attributes(doc, match.group(1), blocks=[(whole, row, True)])
+    return class_attributes(doc, match.group(1), blocks=[(doc.whole, row, True)])
+
+
+@functools.lru_cache(maxsize=8)
+def _def_rows(text: str) -> dict[str, tuple[int, ...]]:
+    rows: dict[str, list[int]] = {}
+    for index, line in enumerate(_lines_of(text)):
+        match = _HEADER.match(line)
+        if match and match.group(2) == "def":
+            rows.setdefault(match.group(3), []).append(index)
+    return {name: tuple(found) for name, found in rows.items()}
 
 
 def _owner_class(lines: list[str], row: int) -> int | None:
@@ -619,12 +641,17 @@ def _imports_in(text: str) -> dict[str, str]:
 
 def _rebound(doc: Document, name: str) -> bool:
     """Is `name` bound by anything but an import (an assignment, a loop, a parameter)?"""
+    return any(_rebound_in(text, name) for text in doc.texts)
+
+
+@functools.lru_cache(maxsize=64)
+def _rebound_in(text: str, name: str) -> bool:
     escaped = re.escape(name)
     pattern = re.compile(
         rf"(?<![.\w]){escaped}\s*(?::[^=\n]*)?=(?!=)|\bfor\s+{escaped}\b|"
         rf"(?<!import )\bas\s+{escaped}\b|def\s+\w+\([^)]*\b{escaped}\b|"
         rf"(?:def|class)\s+{escaped}\b|\b{escaped}\s*,[^=\n]*=(?!=)")
-    return any(pattern.search(text) for text in doc.texts)
+    return bool(pattern.search(text))
 
 
 class ModuleNames:
@@ -725,9 +752,6 @@ def undefined(text: str, post: PostContext, document: str = "",
     ctx = post.cursor
     if not text.strip() or post.spec.id != "python" or not post.lex_state.in_code:
         return []
-    situation = post.situation
-    if situation.in_string or situation.in_comment:
-        return []
     modules = modules or MODULES
     doc = Document.of(ctx, document)
     # The cursor's statement from the line its outermost open bracket is on.
@@ -770,6 +794,8 @@ def undefined(text: str, post: PostContext, document: str = "",
         names = modules.names(statement_text, owner, ctx.path, wait_s)
         if names is not None and attribute not in names:
             missing.append(Use(f"{owner}.{attribute}", offset(start), offset(statement)))
+    if missing and (post.situation.in_string or post.situation.in_comment):
+        return []  # a docstring that started above what the lexer reads: prose
     missing.sort(key=lambda use: use.start)
     return missing
 
