@@ -89,10 +89,12 @@ def test_bench_latency_json() -> None:
     assert report["typing"]["keystrokes"] == 6
     assert report["typing"]["latency"]["count"] == 6
     assert report["coldStartS"] > 0 and report["firstCompletionMs"] > 0
-    split = report["typing"]["split"]  # where each model answer's time went
-    assert split["count"] >= 1
-    parts = split["median"]
-    assert parts["total"] > 0 and parts["total"] >= parts["prefill"] + parts["decode"] - 0.2
+    # Where each model answer's time went (six keys may all be answered from the cache:
+    # typed-ahead and speculation; the split's arithmetic is in tests/unit/test_metrics.py).
+    split = report["typing"]["split"]
+    if split is not None:
+        parts = split["median"]
+        assert parts["total"] > 0 and parts["total"] >= parts["prefill"] + parts["decode"] - 0.2
     accepting = report["accepting"]
     assert accepting["spots"] == 8 and accepting["afterAccept"]["count"] == 8
     assert len(report["newFiles"]["files"]) >= 5 and report["newFiles"]["medianMs"] > 0

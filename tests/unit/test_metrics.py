@@ -51,3 +51,26 @@ def test_a_latency_window_reports_nearest_rank_p50_and_p95() -> None:
     for ms in (500, 100, 200, 300, 400):  # the oldest (500) falls out of the window
         window.add(ms)
     assert window.summary() == {"p50Ms": 200, "p95Ms": 400, "lastMs": 400, "count": 4}
+
+
+def test_a_suggestions_latency_split_adds_up_and_lands_in_its_windows() -> None:
+    from companion.bench.latency import split_summary
+    from companion.engine.completer import latency_split
+    from companion.engine.metrics import Metrics
+    from companion.engine.stream import Suggestion
+
+    suggestion = Suggestion("x", "model", 100.0, context_ms=5.0, queue_ms=10.0,
+                            prefill_ms=30.0, decode_ms=40.0, post_ms=1.0)
+    parts = latency_split(suggestion)
+    assert parts["other"] == pytest.approx(14.0) and parts["total"] == 100.0
+    metrics = Metrics()
+    metrics.split(parts)
+    metrics.split(latency_split(Suggestion("y", "model", 10.0, decode_ms=20.0)))
+    windows = metrics.snapshot()["latency"]
+    assert windows["splitPrefill"]["count"] == 2 and windows["splitPrefill"]["lastMs"] == 0.0
+    assert windows["splitOther"]["lastMs"] == 0.0  # parts past the total are not negative
+    rows = [{**latency_split(Suggestion("z", "model", float(ms), decode_ms=float(ms)))}
+            for ms in range(1, 101)]
+    summary = split_summary(rows)
+    assert summary is not None and summary["count"] == 100 and summary["slowestCount"] == 5
+    assert summary["slowest5pct"]["decode"] == 98.0 and summary["median"]["decode"] == 50.5

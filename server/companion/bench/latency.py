@@ -84,7 +84,7 @@ def _last_split(status: dict[str, Any], seen: int) -> tuple[dict[str, float] | N
             for part in (*SPLIT_PARTS, "total")}, count
 
 
-def splitsummarize(rows: list[dict[str, float]]) -> dict[str, Any] | None:
+def split_summary(rows: list[dict[str, float]]) -> dict[str, Any] | None:
     """Where the time went: the mean of each part over the median band (p40–p60 by
     total) and over the slowest 5 % (at least one), so the tail can be read as parts."""
     if not rows:
@@ -157,7 +157,7 @@ async def _type(
     report: dict[str, Any] = {"latency": summarize(latencies), "cancelled": cancelled,
                               "keystrokes": len(keystrokes)}
     if not cancel_pending:
-        report["split"] = splitsummarize(splits)
+        report["split"] = split_summary(splits)
     return report
 
 
