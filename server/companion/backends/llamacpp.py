@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from companion.backends.base import (
     stop_reason,
 )
 from companion.backends.tokens import common_prefix_length, default_threads
+
+log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 128  # tokens evaluated between two looks at the cancel flag
 
@@ -70,7 +73,11 @@ class LlamaCppBackend:
         self._llm: Any = None
         self._spec: ModelSpec | None = None
         self._last_tokens: list[int] = []
+        from companion.backends.llamacpp_lookup import LookupSettings
 
+        # Prompt-lookup drafting (backends/llamacpp_lookup.py); the bench switches it.
+        self.lookup = LookupSettings.from_env()
+        self._decoder: Any = None
 
     def load(self, model: ModelSpec) -> None:
         if not model.path.endswith(".gguf") or not os.path.isfile(model.path):
@@ -95,6 +102,9 @@ class LlamaCppBackend:
         self._last_tokens = []
 
     def unload(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+        self._decoder = None
         if self._llm is not None:
             self._llm.close()
         self._llm = None
@@ -156,7 +166,7 @@ class LlamaCppBackend:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         first = True
         finish = "length"
-        generator = llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True)
+        generator = self._tokens(tokens, request)
         for produced, token in enumerate(generator, start=1):
             if token == eos:
                 finish = "stop"
@@ -176,3 +186,38 @@ class LlamaCppBackend:
                 finish = stop_reason(request)
                 break
         yield Chunk(text=decoder.decode(b"", final=True), tokens=0, finish_reason=finish)
+
+    def _plain(self, tokens: list[int]) -> Iterator[int]:
+        generated: Iterator[int] = self._llm.generate(tokens, temp=0.0, top_k=1,
+                                                      repeat_penalty=1.0, reset=True)
+        return generated
+
+    def lookup_decoder(self) -> Any:
+        """The prompt-lookup decoder for the loaded model (made on first use, and again
+        when the draft length changed)."""
+        from companion.backends.llamacpp_lookup import LookupDecoder
+
+        decoder = self._decoder
+        if decoder is None or decoder.settings != self.lookup:
+            if decoder is not None:
+                decoder.close()
+            self._decoder = None
+            self._decoder = decoder = LookupDecoder(self._llm, self.lookup)
+        return decoder
+
+    def _tokens(self, tokens: list[int], request: GenerationRequest) -> Iterator[int]:
+        """Greedy tokens after `tokens` (all but the last evaluated): drafted by prompt
+        lookup when it is on, else (and after any failure in it) plain decoding."""
+        if not self.lookup.enabled or request.temperature > 0:
+            yield from self._plain(tokens)
+            return
+        produced: list[int] = []
+        try:
+            for token in self.lookup_decoder().tokens(tokens, request.max_tokens):
+                produced.append(token)
+                yield token
+            return
+        except Exception as error:  # a bug or a refused batch: this request goes on plain
+            log.warning("prompt lookup failed after %d tokens, decoding plainly: %s",
+                        len(produced), error)
+        yield from self._plain(tokens + produced)
