@@ -1,0 +1,86 @@
+"""Names that exist, end to end: over cursors where the embedded model tends to invent a
+name (an attribute `self` lacks, a helper nobody defined), no suggestion the real server
+returns uses a name that the checker (engine/names.py) says does not exist there.
+
+The model's exact words are not pinned (a prompt change moves them); the invariant is.
+Module attributes are left to the unit cases: the server waits only a quarter second for
+jedi's first lookup of a module, so this test could not tell what the server knew."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from companion.engine import names
+from companion.engine.context import build_context
+from companion.engine.postprocess import PostContext
+from tests.e2e.conftest import cursor_of, inline, insert_text, open_document
+
+TOKENIZER = '''import re
+
+WORD = re.compile(r"[A-Za-z_]+|\\d+|\\S")
+
+
+class Tokenizer:
+    """Split a text into tokens, one at a time, with one token of look-ahead."""
+
+    def __init__(self, text):
+        self.text = text
+        self.position = 0
+        self.pending = None
+
+    def next_token(self):
+        if self.pending is not None:
+            token, self.pending = self.pending, None
+            return token
+        match = WORD.search(self.text, self.position)
+        if match is None:
+            return None
+        {cursor}
+
+    def push_back(self, token):
+        self.pending = token
+
+
+def count_tokens(text):
+    tokenizer = Tokenizer(text)
+    {cursor2}
+'''
+
+CURSORS = [
+    TOKENIZER.replace("{cursor}", "█").replace("{cursor2}", "pass"),
+    TOKENIZER.replace("{cursor}", "self.█").replace("{cursor2}", "pass"),
+    TOKENIZER.replace("{cursor}", "return self.").replace("{cursor2}", "pass") .replace(
+        "return self.", "self.position = match.end()\n        return self.█"),
+    TOKENIZER.replace("{cursor}", "return match.group()").replace("{cursor2}", "█"),
+    TOKENIZER.replace("{cursor}", "return match.group()").replace("{cursor2}",
+                                                                 "total = █"),
+    TOKENIZER.replace("{cursor}", "return match.group()").replace(
+        "self.pending = token", "self.pending = token\n\n    def peek(self):\n        █"
+    ).replace("{cursor2}", "pass"),
+]
+
+
+class _NoModules(names.ModuleNames):
+    def names(self, statement: str, local: str, path: str, wait_s: float
+              ) -> frozenset[str] | None:
+        return None
+
+
+async def test_no_suggestion_uses_a_name_that_does_not_exist(client: LanguageClient) -> None:
+    shown = []
+    for index, marked in enumerate(CURSORS):
+        text, position = cursor_of(marked)
+        uri = open_document(client, text, name=f"names_{index}.py")
+        for item in await inline(client, uri, position):
+            ghost = insert_text(item)
+            post = PostContext(build_context(text, position.line, position.character,
+                                             path=""))
+            missing = names.undefined(ghost, post, text, 0.0, _NoModules())
+            assert not missing, (
+                f"cursor {index}: {ghost!r} uses {[use.name for use in missing]}")
+            shown.append(ghost)
+        client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+    # The model answered (the invariant holds over real suggestions, not over silence).
+    assert sum(bool(ghost.strip()) for ghost in shown) >= 3, shown
