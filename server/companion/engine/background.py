@@ -43,6 +43,7 @@ class Background:
         self._grow_timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._warming: dict[str, CancelFlag] = {}  # warm-ups waiting or running
+        self._flags: set[CancelFlag] = set()  # every background job waiting or running
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -89,6 +90,12 @@ class Background:
 
         self._grow_timers[uri] = asyncio.get_running_loop().call_later(GROW_AFTER_S, start)
 
+    def preempt(self) -> None:
+        """A real request is about to queue for the generation thread: every background
+        job (any document's) gives way, within one prefill chunk or one token."""
+        for flag in list(self._flags):
+            flag.cancel()
+
     def focus(self, uri: str) -> None:
         """The user looks at `uri`: other documents' warm-ups give way (the generation
         thread does one thing at a time, and the focused file's comes first)."""
@@ -102,6 +109,7 @@ class Background:
         output; True when it was processed (not cancelled by a real request)."""
         engine = self.engine
         flag = CancelFlag()
+        self._flags.add(flag)
         if counter == "warmups":
             self._warming[uri] = flag
 
@@ -126,6 +134,7 @@ class Background:
             log.debug("background prefill of %s skipped: %s", uri, error)
             return False
         finally:
+            self._flags.discard(flag)
             if self._warming.get(uri) is flag:
                 del self._warming[uri]
 
@@ -186,14 +195,19 @@ class Background:
             engine.metrics.generation(result.tokens, result.seconds)
             return suggestion
 
+        flag = CancelFlag()
+        self._flags.add(flag)
+
         async def run() -> None:
             try:
-                suggestion = await engine.scheduler.run(uri, job, CancelFlag())
+                suggestion = await engine.scheduler.run(uri, job, flag)
             except Superseded:
                 return
             except Exception as error:  # the real request will meet it and report it
                 log.debug("speculative suggestion in %s skipped: %s", uri, error)
                 return
+            finally:
+                self._flags.discard(flag)
             if suggestion is not None and suggestion.finish_reason != "cancelled":
                 engine.cache.put(uri, after.prefix, after.suffix, suggestion.text)
                 engine.metrics.count("speculated")

@@ -204,6 +204,7 @@ class Engine:
         if not self.current.serving or not self.health.may_try():
             return self._template_suggestion(ctx, started)
         self.background.cancel_grow(uri)
+        self.background.preempt()  # any document's background work gives way
         overtaken = uri in self._newest  # the previous request is still unanswered
         marker = self._newest[uri] = object()
         waited = 0.0
