@@ -57,7 +57,7 @@ def test_a_called_function_from_another_module_comes_with_signature_and_docstrin
 
 
 def test_selfs_class_lists_its_methods_and_attributes() -> None:
-    ctx = _context(COMPLETER_TEXT, "        self.background.preempt()  # any document's background work gives way\n        overtaken = ")
+    ctx = _context(COMPLETER_TEXT, "gives way\n        overtaken = ")
     found = python_definitions(COMPLETER_TEXT, str(COMPLETER), ctx)
     summary = next(line for line in found if line.startswith("class Engine (self):"))
     assert "settings" in summary and "debounce" in summary  # assigned in __init__
