@@ -161,6 +161,13 @@ def format_report(report: dict[str, Any]) -> str:
                                          for c in CATEGORIES), Counter())
             lines.append(f"{who}: answers from {dict(sources)}, narrowed "
                          f"{report[who]['narrowed']}, server counters {report[who]['counters']}")
+    for who in WHO[1:]:
+        counters = report.get(who, {}).get("counters", {})
+        if counters.get("modelHangs") or counters.get("engineCrashes"):
+            lines.append(f"NOT VALID for {who}: the server marked the model hung "
+                         f"{counters.get('modelHangs', 0)}× / its engine crashed "
+                         f"{counters.get('engineCrashes', 0)}× (answers after that are "
+                         "templates or empty; see `sources`)")
     for name, row in report.get("ratio", {}).items():
         lines.append(f"{name}: " + ", ".join(f"{k} ×{v}" for k, v in row.items()))
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()))

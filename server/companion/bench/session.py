@@ -31,6 +31,13 @@ from companion.bench.holes import Hole
 from companion.lspclient import CompanionClient
 
 GROW_WAIT_S = 0.55  # the engine's grow delay (0.4 s) and a margin
+MAX_OPEN = 6  # files open per package
+# Opening files queues one warm-up prefill each on the server's single generation
+# thread. A request queued behind them past the engine's hang timeout (70 s, which counts
+# time in the queue) marks the model hung for the rest of the session: every answer after
+# is templates, in milliseconds. So the bench waits for the warm-ups, however loaded the
+# machine, and reports a hang it sees (`modelHangs` in the counters).
+WARM_UP_WAIT_S = 900.0
 COUNTERS = ("cacheHits", "debounced", "cancelled", "errors", "engineCrashes", "modelErrors",
             "modelHangs", "warmups", "grows")
 
@@ -102,13 +109,13 @@ class Session:
         self.replace(uri, hole.document)
         await self.client.inline(uri, hole.line, 0)
         await asyncio.sleep(GROW_WAIT_S)
-        await self.client.idle()
+        await self.client.idle(timeout=WARM_UP_WAIT_S)
         grows = (await self.counters())["grows"]
         started = time.perf_counter()
         items = await self.invoked(uri, hole.line, len(hole.indent))
         seconds = time.perf_counter() - started
         await asyncio.sleep(GROW_WAIT_S)
-        await self.client.idle()  # a grow counts once its prefill is done
+        await self.client.idle(timeout=WARM_UP_WAIT_S)  # a grow counts once its prefill is done
         narrowed = (await self.counters())["grows"] > grows
         self.replace(uri, hole.original)
         if not items:
@@ -122,12 +129,11 @@ class Session:
 
 
 def _open_set(holes: list[Hole]) -> list[str]:
-    """The hole files and the files they import (each once, in order)."""
+    """The hole files, then the files they import, MAX_OPEN in all (a user's tabs)."""
     paths: list[str] = []
-    for hole in holes:
-        for path in (*hole.open_files, hole.path):
-            if path not in paths:
-                paths.append(path)
+    for path in [h.path for h in holes] + [p for h in holes for p in h.open_files]:
+        if path not in paths and len(paths) < MAX_OPEN:
+            paths.append(path)
     return paths
 
 
@@ -148,7 +154,7 @@ async def ask_all(holes: list[Hole], settings: dict[str, Any], progress: str = "
             language = package_holes[0].language
             for path in _open_set(package_holes):
                 session.open(path, language)
-            await client.idle(timeout=120)
+            await client.idle(timeout=WARM_UP_WAIT_S)
             for hole in package_holes:
                 answers.append(await session.ask(hole))
                 if progress:
