@@ -21,11 +21,9 @@ from companion.history.retention import (
     Check,
     RetentionTracker,
     checkpoint_label,
-    edit_distance,
-    match_at,
     parse_delays,
-    retention_score,
 )
+from companion.history.text_match import edit_distance, match_at, retention_score
 
 URI = "file:///work/project/orders.py"
 

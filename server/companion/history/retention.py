@@ -7,11 +7,12 @@ accepted suggestion is checked 30 s, 2 min and 10 min after its accept
 Each check looks for the accepted text between the code that preceded it and the code
 that followed it when it was accepted (48 characters each side, found again however far
 lines inserted above moved them), and takes the substring there closest to the accepted
-text by character edit distance (`match_within`): code typed next to it costs nothing,
-edits inside it do. When that code was edited too, it looks from where the text should
-start or end now — where it went in; shifted by how much the document grew or shrank;
-after the preceding code, before the following code (`anchors`, `match_at`). The score
-is Copilot's `1 − distance / len(accepted)`: 1.0 still there as accepted, 0.0 gone.
+text by character edit distance (`match_within`, in `text_match.py`): code typed next
+to it costs nothing, edits inside it do. When that code was edited too, it looks from
+where the text should start or end now — where it went in; shifted by how much the
+document grew or shrank; after the preceding code, before the following code
+(`anchors`, `match_at`). The score is Copilot's `1 − distance / len(accepted)`: 1.0
+still there as accepted, 0.0 gone.
 
 Kept: a score of at least `KEPT_AT` (0.5: half of its characters or more survive in
 place) and `MARGIN` (0.1) above what the same check scores when the text is simply
@@ -38,9 +39,17 @@ import asyncio
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from companion.history.text_match import (
+    TOLERANCE,
+    Match,
+    match_at,
+    match_within,
+    occurrences,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,6 @@ MAX_PENDING = 256  # suggestions followed at once; more accepts within 10 min ar
 KEEP_SHOWN = 512  # shown suggestions remembered for a late accept (as outcomes.KEEP)
 MAX_TEXT = 1000  # characters of an accepted suggestion followed (the rest is ignored)
 CONTEXT = 48  # characters before/after the accepted text remembered to find it again
-TOLERANCE = 6  # characters an expected start or end may be off by
 
 CHECKED, CLOSED = "checked", "closed"
 
@@ -78,121 +86,6 @@ def checkpoint_label(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds / 60:g}m"
     return f"{seconds:g}s"
-
-
-# -- matching ---------------------------------------------------------------------------
-
-
-def _peq(pattern: str) -> dict[str, int]:
-    masks: dict[str, int] = {}
-    for index, char in enumerate(pattern):
-        masks[char] = masks.get(char, 0) | (1 << index)
-    return masks
-
-
-def _distances(pattern: str, text: str, anchored: bool) -> list[int]:
-    """Myers' bit-parallel edit distance (Hyyrö's formulation), one value per prefix of
-    `text`: entry j is the least edit distance between `pattern` and a substring of
-    `text` ending at j (any start; `anchored`: starting at 0). O(len(text)) big-int steps."""
-    m = len(pattern)
-    mask = (1 << m) - 1
-    last = 1 << (m - 1)
-    peq = _peq(pattern)
-    pv, mv, score = mask, 0, m
-    carry = 1 if anchored else 0
-    out = [m]  # the empty prefix: delete the whole pattern
-    for char in text:
-        eq = peq.get(char, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | (~(xh | pv) & mask)
-        mh = pv & xh
-        if ph & last:
-            score += 1
-        elif mh & last:
-            score -= 1
-        ph = ((ph << 1) | carry) & mask
-        mh = (mh << 1) & mask
-        pv = mh | (~(xv | ph) & mask)
-        mv = ph & xv
-        out.append(score)
-    return out
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between `a` and `b` (characters)."""
-    if not a or not b:
-        return len(a) + len(b)
-    return _distances(a, b, anchored=True)[-1]
-
-
-@dataclass(frozen=True)
-class Match:
-    """The span [start, end) of the document closest to the accepted text."""
-
-    start: int
-    end: int
-    distance: int
-    length: int  # of the accepted text
-
-    @property
-    def score(self) -> float:
-        return retention_score(self.distance, self.length)
-
-
-def retention_score(distance: int, length: int) -> float:
-    """1 − normalized edit distance, in [0, 1] (Copilot's retention measure)."""
-    if length <= 0:
-        return 0.0
-    return round(max(0.0, 1.0 - distance / length), 4)
-
-
-def _closest_prefix(pattern: str, text: str) -> tuple[int, int]:
-    """(distance, length) of the prefix of `text` closest to `pattern`."""
-    distances = _distances(pattern, text, anchored=True)
-    length = min(range(len(distances)), key=lambda k: (distances[k], abs(k - len(pattern))))
-    return distances[length], length
-
-
-def match_within(document: str, accepted: str, lo: int, hi: int) -> Match:
-    """The substring of `document[lo:hi]` closest to `accepted` (both ends free): the
-    accepted text between the code that preceded and the code that followed it, whatever
-    was typed next to it."""
-    length = len(accepted)
-    window = document[lo:hi]
-    if length == 0 or not window:
-        return Match(lo, lo, length, length)
-    distances = _distances(accepted, window, anchored=False)
-    end = min(range(len(distances)), key=lambda j: (distances[j], abs(j - length)))
-    distance, taken = _closest_prefix(accepted[::-1], window[:end][::-1])
-    return Match(lo + end - taken, lo + end, distance, length)
-
-
-def match_at(document: str, accepted: str, starts: Iterable[int] = (),
-             ends: Iterable[int] = (), tolerance: int = TOLERANCE) -> Match:
-    """The span of `document` closest to `accepted` by edit distance that starts at one
-    of `starts` or ends at one of `ends` (each give or take `tolerance` characters): where
-    the accepted text went in, or where the code that surrounded it now is. Its other end
-    is free, within the text's length and half of it again."""
-    length = len(accepted)
-    if length == 0:
-        return Match(0, 0, 0, 0)
-    reach = length + length // 2 + tolerance
-    size = len(document)
-    best = Match(0, 0, length, length)
-    reversed_text = accepted[::-1]
-    for start in sorted({s + d for s in starts for d in range(-tolerance, tolerance + 1)
-                         if 0 <= s + d <= size}):
-        distance, taken = _closest_prefix(accepted, document[start:start + reach])
-        if distance < best.distance:
-            best = Match(start, start + taken, distance, length)
-    for end in sorted({e + d for e in ends for d in range(-tolerance, tolerance + 1)
-                       if 0 <= e + d <= size}):
-        distance, taken = _closest_prefix(reversed_text,
-                                          document[max(0, end - reach):end][::-1])
-        if distance < best.distance:
-            best = Match(end - taken, end, distance, length)
-    return best
 
 
 # -- following accepted suggestions --------------------------------------------------
@@ -348,7 +241,7 @@ class RetentionTracker:
         for context, is_before in ((pending.before, True), (pending.after, False)):
             if len(context.strip()) < 4:
                 continue  # blank or almost: found everywhere
-            hits = _occurrences(document, context, limit=64)
+            hits = occurrences(document, context, limit=64)
             for hit in sorted(hits, key=lambda h: abs(h - shift))[:1]:
                 if is_before:
                     starts.add(hit + len(context))
@@ -385,7 +278,7 @@ class RetentionTracker:
         if len(pending.before.strip()) < 4 or len(pending.after.strip()) < 4:
             return None
         shift = pending.start + len(document) - pending.size
-        hits = _occurrences(document, pending.before, limit=64)
+        hits = occurrences(document, pending.before, limit=64)
         if not hits:
             return None
         lo = min(hits, key=lambda h: abs(h + len(pending.before) - shift)) + len(pending.before)
@@ -445,12 +338,3 @@ def retention_report(rows: Sequence[tuple[str, float, int, int, int, float]],
         "keptAt": kept_at,
         **extra,
     }
-
-
-def _occurrences(text: str, needle: str, limit: int) -> list[int]:
-    hits: list[int] = []
-    index = text.find(needle)
-    while index >= 0 and len(hits) < limit:
-        hits.append(index)
-        index = text.find(needle, index + 1)
-    return hits
