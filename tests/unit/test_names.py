@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from companion.engine import names
+from companion.engine import names, names_modules
 from companion.engine.context import build_context, split_lines
 from companion.engine.postprocess import PostContext, clean
 
@@ -41,9 +41,6 @@ def _run(case: dict[str, Any]) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_golden(case: dict[str, Any]) -> None:
-    if case["undefined"] == ["path.filesize"]:
-        pytest.xfail("jedi resolves nothing in a fresh clone's venv (RecursionError / empty "
-                     "parso cache pickles); see the closing note")
     found, checked = _run(case)
     assert found == case["undefined"], case["why"]
     assert checked == case["expected"], case["why"]
@@ -104,7 +101,7 @@ def test_jedi_never_blocks_a_keystroke(monkeypatch: pytest.MonkeyPatch) -> None:
         time.sleep(0.3)
         return "", 0, frozenset({"known"})
 
-    monkeypatch.setattr(names, "_jedi_names", slow)
+    monkeypatch.setattr(names_modules, "_jedi_names", slow)
     modules = names.ModuleNames()
     document = "import slowmod\n\n\ndef f():\n    █\n"
     post = post_context(document)

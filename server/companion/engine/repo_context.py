@@ -5,9 +5,10 @@ Two sources, rendered as a commented header ahead of the prefix:
 - **Definitions** (Python, jedi): the signature and first docstring line of the names used
   in the last lines before the cursor when they are defined outside the visible window
   (another module, or further away in this one), the attributes and methods of `self`'s
-  class, and the public names of a module used as `module.`. jedi runs on one thread of
-  its own; a request waits for it at most `wait_s` (as-you-type: a few tens of ms) and
-  otherwise uses the last result for that document, so a keystroke never waits on jedi.
+  class, and the public names of a module used as `module.`. jedi runs on the process's
+  one jedi thread (`jedi_worker.py`); a request waits for it at most `wait_s` (as-you-type:
+  a few tens of ms) and otherwise uses the last result for that document, so a keystroke
+  never waits on jedi.
 - **Similar windows** (any language): ~60-line windows of the other open documents, ranked
   by the Jaccard similarity of their identifiers with the lines before the cursor; the
   best few, trimmed to the lines that share the most names, within a character budget.
@@ -27,12 +28,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from companion.engine import jedi_worker
 from companion.engine.context import CursorContext
 
 log = logging.getLogger(__name__)
@@ -276,7 +278,6 @@ class RepoContext:
 
     def __init__(self) -> None:
         self.similar = SimilarWindows()
-        self._jedi = ThreadPoolExecutor(max_workers=1, thread_name_prefix="companion-jedi")
         self._lock = threading.Lock()
         self._pending: dict[str, Future[list[str]]] = {}
         self._done: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
@@ -286,7 +287,13 @@ class RepoContext:
         self.jedi_timeouts = 0
 
     def shutdown(self) -> None:
-        self._jedi.shutdown(wait=False, cancel_futures=True)
+        """Drop this header's jedi calls not started yet; the jedi thread itself is the
+        process's (the name check uses it too) and stays."""
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for future in pending:
+            future.cancel()
 
     def definitions(self, uri: str, text: str, ctx: CursorContext, wait_s: float
                     ) -> tuple[list[str], bool]:
@@ -300,14 +307,17 @@ class RepoContext:
                 return self._done[key], True
             future = self._pending.get(uri)
             if future is None:
-                future = self._jedi.submit(self._resolve, key, text, ctx)
+                future = jedi_worker.submit(self._resolve, key, text, ctx)
                 self._pending[uri] = future
         try:
             future.result(timeout=wait_s)
         except FutureTimeout:
             self.jedi_timeouts += 1
-        except Exception as error:  # jedi failing costs the context, never the suggestion
+        except Exception as error:  # failed or cancelled: costs the context, never the suggestion
             log.debug("jedi failed for %s: %s", uri, error)
+            with self._lock:
+                if self._pending.get(uri) is future:
+                    del self._pending[uri]  # asked again next time
         with self._lock:
             if key in self._done:
                 return self._done[key], True

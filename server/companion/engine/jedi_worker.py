@@ -1,0 +1,55 @@
+"""The process's one jedi thread: every jedi call (the name check's module names,
+`names_modules.py`; the repository header's definitions, `repo_context.py`) runs here.
+
+jedi is not thread-safe. Seen with jedi 0.20.1 from two threads: it raises the process's
+recursion limit (1000 → 3000) only for the length of an API call and then puts back what it
+found, so a quick call ending lowers it under a long one still deep in jedi: RecursionError,
+and when that strikes parso's cache save (the file opened, then pickled into) an empty
+pickle that fails every later load with EOFError. Its one subprocess for compiled modules
+is a pipe the two threads' replies cross on ("invalid load key", "unpickling stack
+underflow"). One thread, started on first use, runs the calls in the order they were
+submitted; a caller waits on its future as long as it can afford and otherwise goes on
+without (the call still finishes, its owner keeps the answer).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+THREAD_NAME = "companion-jedi"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_retired: ThreadPoolExecutor | None = None  # shut down, its thread maybe still in jedi
+
+
+def submit(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """Run `fn(*args, **kwargs)` on the jedi thread, after the calls already submitted."""
+    global _executor
+    with _lock:
+        if _executor is None:
+            # After a shutdown the new thread first waits for the old one to leave jedi.
+            wait_for_old = (functools.partial(_retired.shutdown, wait=True)
+                            if _retired is not None else None)
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME,
+                                           initializer=wait_for_old)
+        return _executor.submit(fn, *args, **kwargs)
+
+
+def shutdown() -> None:
+    """At exit: the calls not started yet are cancelled, the one running finishes on its
+    own (not waited for). Only for the whole process — a user going away (a RepoContext
+    shut down) cancels its own futures, never the thread the others share."""
+    global _executor, _retired
+    with _lock:
+        old, _executor = _executor, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+            _retired = old

@@ -1,0 +1,165 @@
+"""The names of imported modules, for the name check's `m.x` (`names.py`).
+
+`m.x` is judged only where the document imports module m (`import a.b as m`, `from p
+import m`) and binds m nowhere else: x must be among m's names as jedi completes them
+(submodules included). The lookups run on the process's one jedi thread
+(`jedi_worker.py`); a request waits for one at most a few ms (typing) or a quarter second
+(invoked), and what is not known in time is not judged — the answer is cached, per import
+statement and checked against the module file's modification time, for the next request.
+A module that defines `__getattr__` makes names up as asked: not judged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from companion.engine import jedi_worker
+from companion.engine.names_classes import OBJECT_ATTRIBUTES
+from companion.engine.names_document import Document
+
+log = logging.getLogger(__name__)
+
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#;]+)", re.MULTILINE)
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)", re.MULTILINE)
+
+
+def imported_modules(doc: Document) -> dict[str, str]:
+    """Local name → the import statement that binds it (`import a.b as m`, `from p import
+    m`), for names bound by imports only."""
+    found: dict[str, str] = {}
+    for text in reversed(doc.texts):  # the window (newer) wins over the saved file
+        found.update(_imports_in(text))
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _imports_in(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for match in _IMPORT.finditer(text):
+        for part in match.group(1).split(","):
+            words = part.split()
+            if not words or not re.fullmatch(r"[\w.]+", words[0]):
+                continue
+            if len(words) == 3 and words[1] == "as":
+                found[words[2]] = f"import {words[0]} as {words[2]}"
+            elif len(words) == 1:
+                head = words[0].split(".")[0]
+                found.setdefault(head, f"import {head}")
+    for match in _FROM_IMPORT.finditer(text):
+        module, names = match.group(1), match.group(2).strip("() \t\n")
+        for part in names.split(","):
+            words = part.split()
+            if not words or not re.fullmatch(r"\w+", words[0]):
+                continue
+            local = words[2] if len(words) == 3 and words[1] == "as" else words[0]
+            found[local] = f"from {module} import {words[0]}" + (
+                f" as {local}" if local != words[0] else "")
+    return found
+
+
+def rebound(doc: Document, name: str) -> bool:
+    """Is `name` bound by anything but an import (an assignment, a loop, a parameter)?"""
+    return any(_rebound_in(text, name) for text in doc.texts)
+
+
+@functools.lru_cache(maxsize=64)
+def _rebound_in(text: str, name: str) -> bool:
+    escaped = re.escape(name)
+    pattern = re.compile(
+        rf"(?<![.\w]){escaped}\s*(?::[^=\n]*)?=(?!=)|\bfor\s+{escaped}\b|"
+        rf"(?<!import )\bas\s+{escaped}\b|def\s+\w+\([^)]*\b{escaped}\b|"
+        rf"(?:def|class)\s+{escaped}\b|\b{escaped}\s*,[^=\n]*=(?!=)")
+    return bool(pattern.search(text))
+
+
+class ModuleNames:
+    """jedi's names of modules, looked up on the jedi thread, cached per import statement
+    and checked against the module file's modification time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[tuple[str, str], tuple[str, int, frozenset[str] | None]] = {}
+        self._pending: dict[tuple[str, str], Future[None]] = {}
+        self.lookups = 0
+
+    def names(self, statement: str, local: str, path: str, wait_s: float
+              ) -> frozenset[str] | None:
+        """The module's names, or None: not a module, not known, or not known in time."""
+        key = (path, statement)
+        with self._lock:
+            done = self._done.get(key)
+            if done is not None and _fresh(done[0], done[1]):
+                return done[2]
+            future = self._pending.get(key)
+            if future is None:
+                future = jedi_worker.submit(self._lookup, key, statement, local, path)
+                self._pending[key] = future
+        try:
+            future.result(timeout=max(0.0, wait_s))
+        except FutureTimeout:
+            return None
+        except Exception as error:  # cancelled: the jedi thread was shut down (at exit)
+            log.debug("module names for %r failed: %s", statement, error)
+            with self._lock:
+                if self._pending.get(key) is future:
+                    del self._pending[key]  # asked again next time
+            return None
+        with self._lock:
+            done = self._done.get(key)
+        return done[2] if done is not None else None
+
+    def _lookup(self, key: tuple[str, str], statement: str, local: str, path: str) -> None:
+        self.lookups += 1
+        module_path, mtime, found = "", 0, None
+        try:
+            module_path, mtime, found = _jedi_names(statement, local, path)
+        except Exception as error:  # jedi on odd code: unknown, never an error
+            log.debug("jedi could not resolve %r: %s", statement, error)
+        with self._lock:
+            self._done[key] = (module_path, mtime, found)
+            self._pending.pop(key, None)
+            while len(self._done) > 512:
+                self._done.pop(next(iter(self._done)))
+
+
+def _fresh(module_path: str, mtime: int) -> bool:
+    if not module_path:
+        return True
+    try:
+        return os.stat(module_path).st_mtime_ns == mtime
+    except OSError:
+        return False
+
+
+def _jedi_names(statement: str, local: str, path: str) -> tuple[str, int, frozenset[str] | None]:
+    import jedi  # type: ignore[import-untyped]
+
+    from companion.engine.repo_context import project_root
+
+    project = jedi.Project(project_root(path), smart_sys_path=True) if path else None
+    code = f"{statement}\n{local}."
+    script = jedi.Script(code=code, path=path or None, project=project)
+    inferred = script.infer(2, 0)
+    if not inferred or any(definition.type != "module" for definition in inferred):
+        return "", 0, None
+    module_path = str(inferred[0].module_path or "")
+    mtime = 0
+    if module_path:
+        try:
+            mtime = os.stat(module_path).st_mtime_ns
+        except OSError:
+            module_path = ""
+    names = frozenset(completion.name for completion in script.complete(2, len(local) + 1))
+    if not names or "__getattr__" in names:
+        return module_path, mtime, None  # a module that makes names up as asked
+    return module_path, mtime, names | OBJECT_ATTRIBUTES | {"__file__", "__path__", "__all__"}
+
+
+MODULES = ModuleNames()
