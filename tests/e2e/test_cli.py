@@ -97,6 +97,10 @@ def test_bench_latency_json() -> None:
         assert parts["total"] > 0 and parts["total"] >= parts["prefill"] + parts["decode"] - 0.2
     accepting = report["accepting"]
     assert accepting["spots"] == 8 and accepting["afterAccept"]["count"] == 8
+    # Every position the pass asks for is inside the document: the model answers there.
+    assert accepting["accepted"] >= 3, accepting["rows"]
+    entered = accepting["afterEnter"]["count"]
+    assert entered == sum("enterMs" in row for row in accepting["rows"])
     assert len(report["newFiles"]["files"]) >= 5 and report["newFiles"]["medianMs"] > 0
 
 

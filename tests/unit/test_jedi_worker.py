@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -103,3 +104,14 @@ def test_a_thread_started_after_shutdown_waits_for_the_old_one() -> None:
     first.result(timeout=10)
     second.result(timeout=10)
     assert overlaps.calls == 2 and overlaps.overlapping == []
+
+
+def test_empty_pickles_left_by_an_interrupted_save_are_dropped(tmp_path: Path) -> None:
+    folder = tmp_path / "CPython-311-33"
+    folder.mkdir()
+    (folder / "empty-a.pkl").write_bytes(b"")
+    (folder / "good.pkl").write_bytes(b"\x80\x04N.")
+    (folder / "empty.txt").write_bytes(b"")
+    assert jedi_worker.drop_empty_pickles(str(tmp_path)) == 1
+    assert sorted(path.name for path in folder.iterdir()) == ["empty.txt", "good.pkl"]
+    assert jedi_worker.drop_empty_pickles(str(tmp_path / "missing")) == 0

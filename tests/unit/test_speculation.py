@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
 from companion.config import Settings
 from companion.engine.completer import Engine, EngineState
-from companion.engine.speculation import as_accepted, line_start
+from companion.engine.speculation import after_enter, as_accepted, enter_indent, line_start
 from companion.host.prefix import PrefixTracking
 from tests.unit.test_prefill_budget import until
 
@@ -140,5 +140,82 @@ async def test_no_speculation_when_turned_off_or_nothing_was_shown() -> None:
         await engine.complete(DOCUMENT, 4, 0, "file:///a.py")
         await asyncio.sleep(0.2)
         assert len(backend.requests) == 1 and engine.metrics.get("speculated") == 0
+    finally:
+        engine.shutdown()
+
+
+class LineEndBackend(CountingBackend):
+    """Like CountingBackend, but nothing at the end of a line that has code (as the
+    model at the end of a finished statement): only a fresh line gets `v<N> = <N>`."""
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        self.requests.append(request)
+        if request.prompt.split("\n")[-1].strip():
+            yield Chunk("", finish_reason="stop")
+            return
+        yield from super().stream(request)
+        self.requests.pop()
+
+
+def test_enter_indent_follows_the_editors_rules() -> None:
+    cases = [
+        ("    if ready:", "python", "        "),
+        ("    if ready:  # comment", "python", "        "),
+        ("    total = sum(", "python", "        "),
+        ("        return total", "python", "    "),
+        ("        raise ValueError(x)", "python", "    "),
+        ("    returned = 1", "python", "    "),
+        ("return", "python", ""),
+        ("\tvalue = 1", "python", "\t"),
+        ("\tif x:", "python", "\t\t"),
+        ("    s = 'a: b'  # c:", "python", "    "),
+        ("  if (ready) {", "javascript", "      "),
+        ("  return total;", "javascript", "  "),
+    ]
+    for line, language, indent in cases:
+        assert enter_indent(line, language) == indent, line
+
+
+def test_after_enter_is_the_fresh_line_below_the_accepted_text() -> None:
+    text, line, character = after_enter("def f():\n    \nend\n", 1, 4,
+                                        "if ready:", "python")
+    assert text == "def f():\n    if ready:\n        \nend\n"
+    assert (line, character) == (2, 8)
+    # A multi-line suggestion: its last line decides the indentation.
+    text, line, character = after_enter("x = 1\n", 1, 0, "def g():\n    return 2", "python")
+    assert text == "x = 1\ndef g():\n    return 2\n"
+    assert (line, character) == (3, 0)
+    # CRLF documents get CRLF.
+    text, _, _ = after_enter("a = 1\r\nb = \r\n", 1, 4, "2", "python")
+    assert text == "a = 1\r\nb = 2\r\n\r\n"
+
+
+def test_no_enter_when_code_follows_or_the_suggestion_ends_its_line() -> None:
+    assert after_enter("x = foo()\n", 0, 8, "1, 2", "python") is None
+    assert after_enter("x = \n", 0, 4, "1\n", "python") is None
+
+
+async def test_after_an_accept_that_ends_the_line_the_line_below_is_speculated() -> None:
+    backend = LineEndBackend()
+    engine = engine_with(backend)
+    try:
+        shown = await engine.complete(DOCUMENT, 4, 0, "file:///a.py")
+        assert shown.source == "model" and shown.text.startswith("v")
+        # The end of the accepted line (nothing there), then the fresh line below it.
+        await until(lambda: engine.metrics.get("speculated") == 2)
+        accepted, line, character = as_accepted(DOCUMENT, 4, 0, shown.text)
+        at_end = await engine.complete(accepted, line, character, "file:///a.py",
+                                       automatic=True)
+        assert at_end.source == "cache" and at_end.text == ""
+        entered = after_enter(DOCUMENT, 4, 0, shown.text, "python")
+        assert entered is not None
+        after = await engine.complete(*entered, "file:///a.py", automatic=True)
+        assert after.source == "cache" and after.text.startswith("v")
+        fresh = engine_with(LineEndBackend(), speculate=False)
+        try:
+            direct = await fresh.complete(*entered, "file:///a.py")
+        finally:
+            fresh.shutdown()
+        assert direct.source == "model" and after.text == direct.text
     finally:
         engine.shutdown()

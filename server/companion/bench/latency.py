@@ -5,8 +5,10 @@ types a new function into it one keystroke at a time (didChange + inlineCompleti
 reports cold start, the first completion in the newly opened file, and p50/p95/max while
 typing — once waiting for every answer (with where each answer's time went: context,
 queue, prefill, decode, post), once cancelling the pending request on each keystroke the
-way VS Code does. Then: accepting suggestions (the request right after an accept), and
-the first suggestion in each of several more newly opened files of 1k–4k tokens.
+way VS Code does. Then: accepting suggestions (the request right after an accept and,
+when that one is empty because the accepted text ended its line, the request after the
+Enter the user presses next, with the editor's indentation), and the first suggestion in
+each of several more newly opened files of 1k–4k tokens.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lsprotocol import types
 from companion.bench.floor import boundary_cost, engine_floor
 from companion.engine.context import split_lines
 from companion.engine.metrics import summarize
+from companion.engine.speculation import enter_indent
 from companion.lspclient import CompanionClient, ServerGone
 
 TYPED = (
@@ -65,10 +68,11 @@ def stdlib_file(target_chars: int = 7000) -> Path:
 
 
 def insertion_line(lines: list[str]) -> int:
-    """A top-level `def` about two thirds into the file: we type a new function above it."""
+    """A top-level `def` about two thirds into the file: we type a new function above it
+    (without one, on the file's last line)."""
     defs = [index for index, line in enumerate(lines) if line.startswith("def ")]
     if not defs:
-        return len(lines)
+        return max(0, len(lines) - 1)
     return defs[min(len(defs) - 1, (2 * len(defs)) // 3)]
 
 
@@ -169,37 +173,70 @@ def _end_of(line: int, character: int, text: str) -> tuple[int, int]:
     return line + len(parts) - 1, len(parts[-1].encode("utf-16-le")) // 2
 
 
-async def _accepting(client: CompanionClient, uri: str, line: int) -> dict[str, Any]:
-    """At each of ACCEPT_STARTS (typed on a fresh line at `line`), ask for a suggestion,
-    accept it as an editor does (insert it, run its accept command), pause as a user
-    does before the next key, and time the request at the end of the accepted text."""
+def _apply(lines: list[str], row: int, column: int, inserted: str) -> tuple[int, int]:
+    """Insert into the bench's copy of a document (ASCII text: columns are indices);
+    returns where the cursor is after it."""
+    current = lines[row]
+    lines[row:row + 1] = (current[:column] + inserted + current[column:]).split("\n")
+    return _end_of(row, column, inserted)
+
+
+async def _accepting(client: CompanionClient, uri: str, text: str, line: int
+                     ) -> dict[str, Any]:
+    """At each of ACCEPT_STARTS, typed on a fresh line below `line` of the document
+    `text` (each below the last one's accepted text), ask for a suggestion, accept it as
+    an editor does (insert it, run its accept command), pause as a user does before the
+    next key, and time the request at the end of the accepted text. The bench keeps its
+    own copy of the document, so every position it asks for is inside it."""
+    lines = split_lines(text)
     after: list[float] = []
-    sources: list[str] = []
+    answered: list[float] = []  # the requests that got a suggestion
+    entered: list[float] = []  # the requests after the Enter that follows an empty one
+    rows: list[dict[str, Any]] = []
     accepted = 0
-    row = line
+    row = min(line, len(lines) - 1)
+
+    def put(at_row: int, column: int, inserted: str) -> tuple[int, int]:
+        client.insert(uri, at_row, column, inserted)
+        return _apply(lines, at_row, column, inserted)
+
     for start in ACCEPT_STARTS:
-        client.insert(uri, row, 0, "\n")
-        client.insert(uri, row, 0, start)
-        row, column = _end_of(row, 0, start)
+        # A fresh line after the current one, then the start typed on it.
+        row, column = put(row, len(lines[row]), "\n")
+        row, column = put(row, column, start)
         items = await client.inline(uri, row, column)
-        text = items[0].insert_text if items else ""
-        if isinstance(text, str) and text:
-            client.insert(uri, row, column, text)
+        suggestion = items[0].insert_text if items else ""
+        if isinstance(suggestion, str) and suggestion:
+            row, column = put(row, column, suggestion)
             command = items[0].command
             if command is not None:
                 await client.call("accept", client.workspace_execute_command_async(
                     types.ExecuteCommandParams(command=command.command,
                                                arguments=command.arguments)))
             accepted += 1
-            row, column = _end_of(row, column, text)
         await asyncio.sleep(0.25)  # the user reads what was accepted, then goes on
         started = time.perf_counter()
         items = await client.inline(uri, row, column)
         after.append((time.perf_counter() - started) * 1000)
-        sources.append("answer" if items else "empty")
-        row += 2  # past the fresh line's end: the next start goes below
-    return {"afterAccept": summarize(after), "accepted": accepted, "spots": len(ACCEPT_STARTS),
-            "empty": sources.count("empty")}
+        row_report: dict[str, Any] = {
+            "start": start, "accepted": suggestion if isinstance(suggestion, str) else "",
+            "ms": round(after[-1], 1), "next": items[0].insert_text if items else ""}
+        if items:
+            answered.append(after[-1])
+        elif not lines[row][column:].strip():
+            # Nothing to add on this line: the user presses Enter and the editor indents.
+            await asyncio.sleep(0.15)
+            indent = enter_indent(lines[row], "python")
+            row, column = put(row, column, "\n" + indent)
+            started = time.perf_counter()
+            items = await client.inline(uri, row, column)
+            entered.append((time.perf_counter() - started) * 1000)
+            row_report.update(enterMs=round(entered[-1], 1),
+                              afterEnter=items[0].insert_text if items else "")
+        rows.append(row_report)
+    return {"afterAccept": summarize(after), "afterAcceptAnswered": summarize(answered),
+            "afterEnter": summarize(entered), "accepted": accepted,
+            "spots": len(ACCEPT_STARTS), "empty": len(after) - len(answered), "rows": rows}
 
 
 def _focus(client: CompanionClient, uri: str, line: int) -> None:
@@ -284,7 +321,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         client.insert(uri, line2, 0, "\n")
         cancelling = await _type(client, uri, line2, keystrokes, cancel_pending=True)
         line3 = line2 + keystrokes.count("\n") + 1
-        accepting = await _accepting(client, uri, line3)
+        typed = list(lines)  # the document now: both passes typed on fresh lines
+        for at in (line, line2):
+            _apply(typed, at, 0, "\n")
+            _apply(typed, at, 0, keystrokes)
+        accepting = await _accepting(client, uri, "\n".join(typed), line3)
         new_files = await _new_files(client, path)
         final = await client.status()
         recovery = await _recovery(client, uri, line2)
@@ -350,11 +391,13 @@ def format_report(result: dict[str, Any]) -> str:
                 f"{part} {parts[part]}" for part in (*SPLIT_PARTS, "total")) + " ms")
     accepting = result.get("accepting")
     if accepting:
-        lat = accepting["afterAccept"]
+        lat, enter = accepting["afterAccept"], accepting["afterEnter"]
         lines.append(f"request right after an accept ({accepting['accepted']} of "
                      f"{accepting['spots']} accepted): p50 {lat['p50Ms']} ms, p95 "
-                     f"{lat['p95Ms']} ms, {accepting['empty']} empty; "
-                     f"{result.get('speculated', 0)} speculative suggestions made")
+                     f"{lat['p95Ms']} ms, {accepting['empty']} empty; after the Enter that "
+                     f"follows an empty one ({enter['count']}): p50 {enter['p50Ms']} ms, "
+                     f"max {enter['maxMs']} ms; {result.get('speculated', 0)} speculative "
+                     f"suggestions made")
     new_files = result.get("newFiles")
     if new_files:
         lines.append(f"first suggestion in {len(new_files['files'])} more new files: median "

@@ -20,7 +20,7 @@ from companion.engine.context import CursorContext
 from companion.engine.generation import PREFILL_BUDGET_TOKENS, generate_inline
 from companion.engine.prompts import build_prompt
 from companion.engine.scheduler import Superseded
-from companion.engine.speculation import as_accepted
+from companion.engine.speculation import after_enter, as_accepted
 from companion.engine.stream import Suggestion, consume
 from companion.host.prefix import CHARS_PER_TOKEN
 
@@ -176,31 +176,44 @@ class Background:
                 or shown.source not in ("model", "cache") or engine.pending(uri)
                 or not engine.current.serving or not engine.health.may_try()):
             return
-        accepted, row, character = as_accepted(text, ctx.line, ctx.column, shown.text,
-                                               encoding)
-        after = engine.context_at(accepted, row, character, ctx.language, ctx.path,
-                                  encoding, reserve_chars=reserve)
-        if engine.cache.get(uri, after.prefix, after.suffix) is not None:
-            return
-        narrow = self.narrow_context(accepted, row, character, after, encoding)
-        started = time.perf_counter()
-
-        def job(flag: CancelFlag) -> Suggestion | None:
-            current = engine.current
-            if not current.serving or current.spec is None:
-                return None
-            suggestion, result = generate_inline(
-                current.backend, current.spec, engine.settings, after, narrow, flag,
-                started, automatic=True)
-            engine.metrics.generation(result.tokens, result.seconds)
-            return suggestion
-
+        accepted_at = as_accepted(text, ctx.line, ctx.column, shown.text, encoding)
+        entered = after_enter(text, ctx.line, ctx.column, shown.text, ctx.language, encoding)
         flag = CancelFlag()
         self._flags.add(flag)
 
+        async def one(accepted: str, row: int, character: int) -> Suggestion | None:
+            after = engine.context_at(accepted, row, character, ctx.language, ctx.path,
+                                      encoding, reserve_chars=reserve)
+            cached = engine.cache.get(uri, after.prefix, after.suffix)
+            if cached is not None:
+                return Suggestion(cached, "cache", 0.0)
+            narrow = self.narrow_context(accepted, row, character, after, encoding)
+            started = time.perf_counter()
+
+            def job(flag: CancelFlag) -> Suggestion | None:
+                current = engine.current
+                if not current.serving or current.spec is None:
+                    return None
+                suggestion, result = generate_inline(
+                    current.backend, current.spec, engine.settings, after, narrow, flag,
+                    started, automatic=True)
+                engine.metrics.generation(result.tokens, result.seconds)
+                return suggestion
+
+            suggestion = await engine.scheduler.run(uri, job, flag)
+            if suggestion is not None and suggestion.finish_reason != "cancelled":
+                engine.cache.put(uri, after.prefix, after.suffix, suggestion.text)
+                engine.metrics.count("speculated")
+            return suggestion
+
         async def run() -> None:
+            # At the end of the accepted text; when that leaves nothing to suggest, on
+            # the fresh line an Enter there gives (the user's next key).
             try:
-                suggestion = await engine.scheduler.run(uri, job, flag)
+                first = await one(*accepted_at)
+                if entered is not None and first is not None and not first.text.strip() \
+                        and first.finish_reason != "cancelled" and not flag.cancelled:
+                    await one(*entered)
             except Superseded:
                 return
             except Exception as error:  # the real request will meet it and report it
@@ -208,8 +221,5 @@ class Background:
                 return
             finally:
                 self._flags.discard(flag)
-            if suggestion is not None and suggestion.finish_reason != "cancelled":
-                engine.cache.put(uri, after.prefix, after.suffix, suggestion.text)
-                engine.metrics.count("speculated")
 
         self._start(run())

@@ -10,15 +10,23 @@ is a pipe the two threads' replies cross on ("invalid load key", "unpickling sta
 underflow"). One thread, started on first use, runs the calls in the order they were
 submitted; a caller waits on its future as long as it can afford and otherwise goes on
 without (the call still finishes, its owner keeps the answer).
+
+Empty pickles that such a crash left in jedi's cache (an older Companion, or another tool
+using jedi from threads) would fail every load of their module until the source changes;
+the thread's first act is to delete the empty ones (`drop_empty_pickles`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import ParamSpec, TypeVar
+
+log = logging.getLogger(__name__)
 
 THREAD_NAME = "companion-jedi"
 
@@ -30,6 +38,36 @@ _executor: ThreadPoolExecutor | None = None
 _retired: ThreadPoolExecutor | None = None  # shut down, its thread maybe still in jedi
 
 
+def drop_empty_pickles(directory: str | None = None) -> int:
+    """Delete the zero-byte `*.pkl` files under jedi's cache directory (a pickle is never
+    empty: an interrupted save left it); returns how many went. Errors cost nothing."""
+    try:
+        if directory is None:
+            import jedi  # type: ignore[import-untyped]
+
+            directory = jedi.settings.cache_directory
+        dropped = 0
+        for path in Path(directory).rglob("*.pkl"):
+            try:
+                if path.stat().st_size == 0:
+                    path.unlink()
+                    dropped += 1
+            except OSError:
+                continue
+    except Exception as error:
+        log.debug("jedi cache not checked: %s", error)
+        return 0
+    if dropped:
+        log.info("removed %d empty jedi cache files (left by an interrupted save)", dropped)
+    return dropped
+
+
+def _start(wait_for_old: Callable[[], None] | None) -> None:
+    if wait_for_old is not None:
+        wait_for_old()
+    drop_empty_pickles()
+
+
 def submit(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
     """Run `fn(*args, **kwargs)` on the jedi thread, after the calls already submitted."""
     global _executor
@@ -39,7 +77,7 @@ def submit(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
             wait_for_old = (functools.partial(_retired.shutdown, wait=True)
                             if _retired is not None else None)
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME,
-                                           initializer=wait_for_old)
+                                           initializer=_start, initargs=(wait_for_old,))
         return _executor.submit(fn, *args, **kwargs)
 
 
