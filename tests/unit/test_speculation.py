@@ -219,3 +219,24 @@ async def test_after_an_accept_that_ends_the_line_the_line_below_is_speculated()
         assert direct.source == "model" and after.text == direct.text
     finally:
         engine.shutdown()
+
+
+async def test_focusing_another_file_stops_the_speculation_of_the_one_left() -> None:
+    backend = CountingBackend()
+    engine = engine_with(backend)
+    try:
+        await engine.complete(DOCUMENT, 4, 0, "file:///a.py")
+        backend.hold.clear()  # the speculation starts and waits "in the model"
+        await until(lambda: len(backend.requests) == 2)
+        speculative = backend.requests[1]
+        engine.background.focus("file:///a.py")  # the same file: it goes on
+        await asyncio.sleep(0.05)
+        assert not speculative.cancel.cancelled
+        engine.background.focus("file:///b.py")
+        await until(lambda: speculative.cancel.cancelled)
+        backend.hold.set()
+        await asyncio.sleep(0.05)
+        assert engine.metrics.get("speculated") == 0
+    finally:
+        backend.hold.set()
+        engine.shutdown()

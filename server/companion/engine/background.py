@@ -43,6 +43,7 @@ class Background:
         self._grow_timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._warming: dict[str, CancelFlag] = {}  # warm-ups waiting or running
+        self._speculating: dict[str, CancelFlag] = {}  # next suggestions being made
         self._flags: set[CancelFlag] = set()  # every background job waiting or running
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
@@ -97,11 +98,13 @@ class Background:
             flag.cancel()
 
     def focus(self, uri: str) -> None:
-        """The user looks at `uri`: other documents' warm-ups give way (the generation
-        thread does one thing at a time, and the focused file's comes first)."""
-        for other, flag in list(self._warming.items()):
-            if other != uri:
-                flag.cancel()
+        """The user looks at `uri`: other documents' warm-ups and next suggestions give
+        way (the generation thread does one thing at a time, and the focused file's comes
+        first; the file left behind speculates again after its next suggestion)."""
+        for jobs in (self._warming, self._speculating):
+            for other, flag in list(jobs.items()):
+                if other != uri:
+                    flag.cancel()
 
     async def prefill(self, uri: str, ctx: CursorContext, counter: str,
                       header: str = "") -> bool:
@@ -180,6 +183,7 @@ class Background:
         entered = after_enter(text, ctx.line, ctx.column, shown.text, ctx.language, encoding)
         flag = CancelFlag()
         self._flags.add(flag)
+        self._speculating[uri] = flag
 
         async def one(accepted: str, row: int, character: int) -> Suggestion | None:
             after = engine.context_at(accepted, row, character, ctx.language, ctx.path,
@@ -221,5 +225,7 @@ class Background:
                 return
             finally:
                 self._flags.discard(flag)
+                if self._speculating.get(uri) is flag:
+                    del self._speculating[uri]
 
         self._start(run())

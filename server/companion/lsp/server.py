@@ -311,6 +311,8 @@ def register(server: CompanionServer) -> None:
             opened = ls.workspace.text_documents.get(document.uri)
             path = opened.path if opened is not None else ""
             line = ls.focus[1] if ls.focus is not None and ls.focus[0] == document.uri else None
+            if line is not None:
+                ls.engine.background.focus(document.uri)
             await ls.engine.warm(document.uri, document.text, document.language_id, path,
                                  line, ls.position_encoding)
 
