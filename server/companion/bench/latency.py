@@ -159,7 +159,8 @@ async def _type(
     if pending is not None:
         await pending[1]
     report: dict[str, Any] = {"latency": summarize(latencies), "cancelled": cancelled,
-                              "keystrokes": len(keystrokes)}
+                              "keystrokes": len(keystrokes),
+                              "latenciesMs": [round(ms, 1) for ms in latencies]}
     if not cancel_pending:
         report["split"] = split_summary(splits)
     return report
