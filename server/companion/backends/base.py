@@ -64,13 +64,49 @@ class GenerationRequest:
     # request with a shorter prefix) runs instead; the first chunk says which ran.
     narrow_prompt: str = ""
     prefill_budget_tokens: int = 0
+    # Backends with `Capabilities.rerank`: start from the prompt's `first_token_rank`-th
+    # likeliest first token (0: the likeliest, i.e. plain greedy decoding), then decode
+    # greedily: a candidate for reranking (engine/rerank.py).
+    first_token_rank: int = 0
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
     def should_stop(self) -> bool:
         """True once cancelled or past the deadline."""
-        if self.cancel.cancelled:
-            return True
-        return self.deadline is not None and time.monotonic() > self.deadline
+        return _stopped(self.cancel, self.deadline)
+
+
+def _stopped(cancel: CancelFlag, deadline: float | None) -> bool:
+    if cancel.cancelled:
+        return True
+    return deadline is not None and time.monotonic() > deadline
+
+
+@dataclass
+class ScoreRequest:
+    """Continuations to score after one prompt (backends with `Capabilities.rerank`):
+    the log-probability of each of `continuations` after `prompt`, and of `follow` after
+    prompt + that continuation. A backend stops between continuations once cancelled or
+    past the deadline, and returns the scores it has (fewer than asked for)."""
+
+    prompt: str
+    continuations: list[str]
+    follow: str = ""
+    deadline: float | None = None  # time.monotonic()
+    cancel: CancelFlag = field(default_factory=CancelFlag)
+
+    def should_stop(self) -> bool:
+        return _stopped(self.cancel, self.deadline)
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Natural-log probabilities of one continuation's tokens (summed) and of `follow`'s
+    tokens after it (summed), with how many tokens each has."""
+
+    logprob: float
+    tokens: int
+    follow_logprob: float = 0.0
+    follow_tokens: int = 0
 
 
 @dataclass
@@ -107,12 +143,15 @@ class Capabilities:
     remote: it runs on another machine (a team server): no warm-ups are sent to it.
     in_host: it loads a model library, so it runs in the engine host process.
     safe_mode: it has a conservative configuration to retry in after a native crash.
+    rerank: it honours `GenerationRequest.first_token_rank` and scores continuations
+      (`Scorer.score`), reusing the prompt's KV cache: candidate reranking.
     """
 
     local_prefix_cache: bool = True
     remote: bool = False
     in_host: bool = True
     safe_mode: bool = False
+    rerank: bool = False
 
 
 class Backend(Protocol):
@@ -128,6 +167,12 @@ class Backend(Protocol):
     def info(self) -> BackendInfo: ...
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]: ...
+
+
+class Scorer(Protocol):
+    """What a backend with `Capabilities.rerank` adds to `Backend`."""
+
+    def score(self, request: ScoreRequest) -> list[ContinuationScore]: ...
 
 
 def close_stream(stream: Iterator[Chunk]) -> None:

@@ -26,8 +26,10 @@ from companion.backends.base import (
     BackendError,
     BackendInfo,
     Chunk,
+    ContinuationScore,
     GenerationRequest,
     ModelSpec,
+    ScoreRequest,
     close_stream,
 )
 
@@ -85,6 +87,13 @@ class FaultyBackend:
 
     def info(self) -> BackendInfo:
         return self.inner.info()
+
+    def score(self, request: ScoreRequest) -> list[ContinuationScore]:
+        score = getattr(self.inner, "score", None)
+        if score is None:
+            raise BackendError(f"{self.name} cannot score continuations")
+        scores: list[ContinuationScore] = score(request)
+        return scores
 
     @staticmethod
     def _fails_now() -> bool:

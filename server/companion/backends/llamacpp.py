@@ -20,8 +20,10 @@ from companion.backends.base import (
     BackendInfo,
     Capabilities,
     Chunk,
+    ContinuationScore,
     GenerationRequest,
     ModelSpec,
+    ScoreRequest,
     stop_reason,
 )
 from companion.backends.tokens import common_prefix_length, default_threads
@@ -29,6 +31,9 @@ from companion.backends.tokens import common_prefix_length, default_threads
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 128  # tokens evaluated between two looks at the cancel flag
+# What a scored continuation and the suffix line after it may take (tokens): one batch.
+SCORE_CONTINUATION_TOKENS = 160
+SCORE_FOLLOW_TOKENS = 64
 
 
 @contextlib.contextmanager
@@ -67,7 +72,7 @@ class LlamaCppBackend:
     """GGUF models on the CPU (or Metal/CUDA when llama.cpp was built with them)."""
 
     name = "llamacpp"
-    capabilities = Capabilities(safe_mode=True)
+    capabilities = Capabilities(safe_mode=True, rerank=True)
 
     def __init__(self) -> None:
         self._llm: Any = None
@@ -78,6 +83,7 @@ class LlamaCppBackend:
         # Prompt-lookup drafting (backends/llamacpp_lookup.py); the bench switches it.
         self.lookup = LookupSettings.from_env()
         self._decoder: Any = None
+        self._logits: Any = None  # llamacpp_scoring.BatchLogits, made on first use
 
     def load(self, model: ModelSpec) -> None:
         if not model.path.endswith(".gguf") or not os.path.isfile(model.path):
@@ -105,6 +111,9 @@ class LlamaCppBackend:
         if self._decoder is not None:
             self._decoder.close()
         self._decoder = None
+        if self._logits is not None:
+            self._logits.close()
+        self._logits = None
         if self._llm is not None:
             self._llm.close()
         self._llm = None
@@ -129,7 +138,21 @@ class LlamaCppBackend:
         tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         return tokens
 
-    def _prefill(self, tokens: list[int], request: GenerationRequest) -> int:
+    def _plain_tokens(self, text: str) -> list[int]:
+        """`text` as tokens to append after a prompt (no BOS, special tokens as text)."""
+        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=False,
+                                               special=False)
+        return tokens
+
+    def _fitted(self, tokens: list[int], room_after: int) -> list[int]:
+        """The prompt's tokens cut so `room_after` more fit the context: the end of the
+        prompt (the text right before the cursor) and the BOS are kept."""
+        room = self._llm.n_ctx() - room_after
+        if len(tokens) > room:
+            return tokens[:1] + tokens[len(tokens) - room + 1 :]
+        return tokens
+
+    def _prefill(self, tokens: list[int], request: GenerationRequest | ScoreRequest) -> int:
         """Evaluate all but the last prompt token in chunks, checking the cancel flag
         between chunks, so a superseded request (or the warm-up of a file) stops within
         one chunk instead of finishing a prefill of thousands of tokens. The KV cache of
@@ -151,11 +174,7 @@ class LlamaCppBackend:
         llm = self._llm
         if llm is None:
             raise BackendError("no model loaded")
-        tokens = self.tokenize(request.prompt)
-        room = llm.n_ctx() - request.max_tokens
-        if len(tokens) > room:
-            # Keep the end of the prompt (the text right before the cursor) and the BOS.
-            tokens = tokens[:1] + tokens[len(tokens) - room + 1 :]
+        tokens = self._fitted(self.tokenize(request.prompt), request.max_tokens)
         started = time.perf_counter()
         cached = self._prefill(tokens, request)
         if cached < 0:  # cancelled (or past the deadline) during the prefill
@@ -205,9 +224,65 @@ class LlamaCppBackend:
             self._decoder = decoder = LookupDecoder(self._llm, self.lookup)
         return decoder
 
+    def batch_logits(self) -> Any:
+        from companion.backends.llamacpp_scoring import BatchLogits
+
+        if self._logits is None:
+            self._logits = BatchLogits(self._llm)
+        return self._logits
+
+    def _branch(self, tokens: list[int], rank: int) -> int | None:
+        """The `rank`-th likeliest token after the whole prompt (all but its last token
+        evaluated); the last prompt token stays evaluated."""
+        from companion.backends.llamacpp_scoring import ranked_token
+
+        logits = self.batch_logits().decode(tokens[-1:], keep=1)
+        return ranked_token(logits[0], rank, exclude={self._llm.token_eos()})
+
+    def score(self, request: ScoreRequest) -> list[ContinuationScore]:
+        """Each continuation's log-probability after the prompt, and the follow text's
+        after prompt + continuation: one batch per continuation, after the prompt's
+        (cached) prefill. Stops between continuations when cancelled or past the
+        deadline, returning the scores it has."""
+        from companion.backends.llamacpp_scoring import token_logprobs
+
+        if self._llm is None:
+            raise BackendError("no model loaded")
+        pieces = [self._plain_tokens(text)[:SCORE_CONTINUATION_TOKENS]
+                  for text in request.continuations]
+        follow = self._plain_tokens(request.follow)[:SCORE_FOLLOW_TOKENS] if request.follow \
+            else []
+        longest = max((len(piece) for piece in pieces), default=0) + len(follow) + 1
+        tokens = self._fitted(self.tokenize(request.prompt), longest)
+        if self._prefill(tokens, request) < 0:
+            return []
+        scores: list[ContinuationScore] = []
+        for piece in pieces:
+            if request.should_stop():
+                break
+            targets = [*piece, *follow]
+            if not targets:
+                scores.append(ContinuationScore(0.0, 0))
+                continue
+            logits = self.batch_logits().decode([tokens[-1], *targets[:-1]])
+            logprobs = token_logprobs(logits, targets)
+            scores.append(ContinuationScore(
+                logprob=float(logprobs[: len(piece)].sum()), tokens=len(piece),
+                follow_logprob=float(logprobs[len(piece) :].sum()), follow_tokens=len(follow)))
+        return scores
+
     def _tokens(self, tokens: list[int], request: GenerationRequest) -> Iterator[int]:
-        """Greedy tokens after `tokens` (all but the last evaluated): drafted by prompt
-        lookup when it is on, else (and after any failure in it) plain decoding."""
+        """Greedy tokens after `tokens` (all but the last evaluated): from the request's
+        `first_token_rank`-th likeliest first token when it asks for one, drafted by
+        prompt lookup when that is on, else (and after any failure in it) plain
+        decoding."""
+        if request.first_token_rank > 0:
+            first = self._branch(tokens, request.first_token_rank)
+            if first is None:
+                return
+            yield first
+            yield from self._plain([*tokens, first])
+            return
         if not self.lookup.enabled or request.temperature > 0:
             yield from self._plain(tokens)
             return

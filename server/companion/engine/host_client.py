@@ -29,8 +29,10 @@ from companion.backends.base import (
     BackendInfo,
     Capabilities,
     Chunk,
+    ContinuationScore,
     GenerationRequest,
     ModelSpec,
+    ScoreRequest,
 )
 from companion.host import protocol
 
@@ -185,7 +187,8 @@ class HostProcess:
                 self.rss_mb = message.rss_mb
             elif isinstance(message, protocol.Loaded | protocol.LoadFailed):
                 self._load_replies.put(message)
-            elif isinstance(message, protocol.Output | protocol.Finished | protocol.Failed):
+            elif isinstance(message, protocol.Output | protocol.Finished | protocol.Failed
+                            | protocol.Scored):
                 with self._queues_lock:
                     waiting = self._queues.get(message.id)
                 if waiting is not None:
@@ -284,10 +287,43 @@ class HostBackend:
     def info(self) -> BackendInfo:
         return self.loaded.info
 
-    def _hang_limit(self, request: GenerationRequest) -> float:
-        if request.deadline is None:
+    def _hang_limit(self, deadline: float | None) -> float:
+        if deadline is None:
             return HANG_TIMEOUT_S
-        return min(HANG_TIMEOUT_S, max(0.0, request.deadline - time.monotonic()) + HANG_GRACE_S)
+        return min(HANG_TIMEOUT_S, max(0.0, deadline - time.monotonic()) + HANG_GRACE_S)
+
+    def score(self, request: ScoreRequest) -> list[ContinuationScore]:
+        """Scores from the host (backends with `Capabilities.rerank`); a cancel reaches
+        the host at once, and it stops between two continuations."""
+        host = self.host
+        request_id, waiting = host.open_request()
+
+        def cancel() -> None:
+            with contextlib.suppress(HostDied):
+                host.send(protocol.Cancel(request_id))
+
+        try:
+            host.send(protocol.Score(request_id, protocol.pack_score(request, time.monotonic())))
+            request.cancel.on_cancel(cancel)
+            limit = self._hang_limit(request.deadline)
+            sent = time.monotonic()
+            while True:
+                try:
+                    message = waiting.get(timeout=0.5)
+                except queue.Empty:
+                    if time.monotonic() - sent > limit:
+                        host.kill(f"engine hung (no scores for {limit:.0f} s)")
+                    continue
+                if isinstance(message, protocol.Scored):
+                    return list(message.scores)
+                if isinstance(message, protocol.Failed):
+                    if message.kind == "memory":
+                        raise MemoryError(message.message)
+                    raise BackendError(message.message)
+                if isinstance(message, HostDied):
+                    raise message
+        finally:
+            host.close_request(request_id)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         host = self.host
@@ -301,7 +337,7 @@ class HostBackend:
         try:
             host.send(protocol.Generate(request_id, protocol.pack(request, time.monotonic())))
             request.cancel.on_cancel(cancel)
-            limit = self._hang_limit(request)
+            limit = self._hang_limit(request.deadline)
             last_output = time.monotonic()
             while True:
                 try:

@@ -92,7 +92,7 @@ class Host:
                 if credit is not None:
                     credit.release()
                 continue
-            if isinstance(message, protocol.Generate):
+            if isinstance(message, protocol.Generate | protocol.Score):
                 with self.flags_lock:
                     self.flags[message.id] = CancelFlag()
                     self.credits[message.id] = threading.Semaphore(0)
@@ -170,6 +170,25 @@ class Host:
                 self.flags.pop(message.id, None)
                 self.credits.pop(message.id, None)
 
+    def score(self, message: protocol.Score) -> None:
+        with self.flags_lock:
+            flag = self.flags.get(message.id) or CancelFlag()
+        try:
+            if self.backend is None:
+                raise BackendError("no model loaded in the engine host")
+            request = protocol.unpack_score(message.request, time.monotonic())
+            request.cancel = flag
+            self.send(protocol.Scored(message.id, self.backend.score(request)))
+        except MemoryError as error:
+            self.send(protocol.Failed(message.id, "memory", str(error) or "out of memory"))
+        except Exception as error:  # reported to the server, which keeps the greedy answer
+            self.send(protocol.Failed(message.id, "error",
+                                      f"{error.__class__.__name__}: {error}"))
+        finally:
+            with self.flags_lock:
+                self.flags.pop(message.id, None)
+                self.credits.pop(message.id, None)
+
     def serve(self) -> None:
         threading.Thread(target=self.read, name="host-reader", daemon=True).start()
         threading.Thread(target=self.beat, name="host-heartbeat", daemon=True).start()
@@ -182,6 +201,8 @@ class Host:
                 self.load(message)
             elif isinstance(message, protocol.Generate):
                 self.generate(message)
+            elif isinstance(message, protocol.Score):
+                self.score(message)
         if self.backend is not None:
             self.backend.unload()
 

@@ -13,11 +13,14 @@ from collections.abc import Iterator
 
 from companion.backends.base import (
     Backend,
+    BackendError,
     BackendInfo,
     Capabilities,
     Chunk,
+    ContinuationScore,
     GenerationRequest,
     ModelSpec,
+    ScoreRequest,
     close_stream,
 )
 
@@ -84,6 +87,15 @@ class PrefixTracking:
         finally:
             close_stream(stream)
             self._record(request.prompt, prefilled)
+
+    def score(self, request: ScoreRequest) -> list[ContinuationScore]:
+        """The inner backend's scores (its prefill of the prompt is the cache's too)."""
+        score = getattr(self.inner, "score", None)
+        if score is None or not self.capabilities.rerank:
+            raise BackendError(f"{self.name} cannot score continuations")
+        scores: list[ContinuationScore] = score(request)
+        self._record(request.prompt, bool(scores))
+        return scores
 
     def _record(self, prompt: str, completed: bool) -> None:
         """What the KV cache holds after a generation on `prompt`: all of it once the

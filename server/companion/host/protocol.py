@@ -4,16 +4,25 @@ They travel as pickles over one `multiprocessing.connection` (a Unix socket, a n
 on Windows) opened with a random authentication key that only the two processes know.
 Measured on a 2-core x86 machine: a request plus its first chunk cost ~0.1 ms of pipe time.
 
-server → host: LoadModel, Generate, Next, Cancel, Stop
-host → server: Ready (once), Loaded | LoadFailed, Output… then Finished | Failed, and a
-Heartbeat every HEARTBEAT_S while alive (a stopped or wedged host goes silent).
+server → host: LoadModel, Generate, Next, Score, Cancel, Stop
+host → server: Ready (once), Loaded | LoadFailed, Output… then Finished | Failed (a
+Generate), Scored | Failed (a Score), and a Heartbeat every HEARTBEAT_S while alive (a
+stopped or wedged host goes silent).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from companion.backends.base import BackendInfo, Capabilities, Chunk, GenerationRequest, ModelSpec
+from companion.backends.base import (
+    BackendInfo,
+    Capabilities,
+    Chunk,
+    ContinuationScore,
+    GenerationRequest,
+    ModelSpec,
+    ScoreRequest,
+)
 from companion.backends.faulty import CRASHES_ENV as FAULT_CRASHES_ENV
 
 HEARTBEAT_S = 1.0
@@ -41,6 +50,7 @@ class RequestData:
     messages: list[dict[str, str]] = field(default_factory=list)
     narrow_prompt: str = ""
     prefill_budget_tokens: int = 0
+    first_token_rank: int = 0
 
 
 def pack(request: GenerationRequest, now: float) -> RequestData:
@@ -53,6 +63,7 @@ def pack(request: GenerationRequest, now: float) -> RequestData:
         messages=list(request.messages),
         narrow_prompt=request.narrow_prompt,
         prefill_budget_tokens=request.prefill_budget_tokens,
+        first_token_rank=request.first_token_rank,
     )
 
 
@@ -66,7 +77,28 @@ def unpack(data: RequestData, now: float) -> GenerationRequest:
         messages=list(data.messages),
         narrow_prompt=data.narrow_prompt,
         prefill_budget_tokens=data.prefill_budget_tokens,
+        first_token_rank=data.first_token_rank,
     )
+
+
+@dataclass(frozen=True)
+class ScoreData:
+    """A ScoreRequest without its cancel flag, the deadline relative (as RequestData)."""
+
+    prompt: str
+    continuations: list[str]
+    follow: str
+    deadline_in_s: float | None
+
+
+def pack_score(request: ScoreRequest, now: float) -> ScoreData:
+    return ScoreData(request.prompt, list(request.continuations), request.follow,
+                     None if request.deadline is None else request.deadline - now)
+
+
+def unpack_score(data: ScoreData, now: float) -> ScoreRequest:
+    return ScoreRequest(data.prompt, list(data.continuations), data.follow,
+                        None if data.deadline_in_s is None else now + data.deadline_in_s)
 
 
 @dataclass(frozen=True)
@@ -83,6 +115,15 @@ class Next:
     ahead made typing ~12 % slower), and a closed stream stops before another token."""
 
     id: int
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score continuations (backends with `Capabilities.rerank`); a Cancel stops it
+    between two of them."""
+
+    id: int
+    request: ScoreData
 
 
 @dataclass(frozen=True)
@@ -122,6 +163,12 @@ class Output:
 @dataclass(frozen=True)
 class Finished:
     id: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    id: int
+    scores: list[ContinuationScore]  # fewer than asked for: stopped (cancel, deadline)
 
 
 @dataclass(frozen=True)
