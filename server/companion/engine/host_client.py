@@ -45,6 +45,8 @@ SILENCE_S = float(os.environ.get("COMPANION_HOST_SILENCE_S", "10"))
 # between tokens and prefill chunks once past it).
 HANG_GRACE_S = 5.0
 HANG_TIMEOUT_S = float(os.environ.get("COMPANION_HANG_TIMEOUT_S", "60"))
+# A score still running this long past its deadline is given up on (not killed).
+SCORE_GRACE_S = 0.25
 
 
 class HostDied(BackendError):
@@ -294,7 +296,8 @@ class HostBackend:
 
     def score(self, request: ScoreRequest) -> list[ContinuationScore]:
         """Scores from the host (backends with `Capabilities.rerank`); a cancel reaches
-        the host at once, and it stops between two continuations."""
+        the host at once, and it stops between two continuations. Past the deadline
+        (and SCORE_GRACE_S) the answer is no scores: the caller keeps its greedy one."""
         host = self.host
         request_id, waiting = host.open_request()
 
@@ -305,14 +308,19 @@ class HostBackend:
         try:
             host.send(protocol.Score(request_id, protocol.pack_score(request, time.monotonic())))
             request.cancel.on_cancel(cancel)
-            limit = self._hang_limit(request.deadline)
             sent = time.monotonic()
             while True:
                 try:
-                    message = waiting.get(timeout=0.5)
+                    message = waiting.get(timeout=0.05)
                 except queue.Empty:
-                    if time.monotonic() - sent > limit:
-                        host.kill(f"engine hung (no scores for {limit:.0f} s)")
+                    now = time.monotonic()
+                    if request.deadline is not None and now > request.deadline + SCORE_GRACE_S:
+                        # A batch that outlasts its deadline (a busy machine): no scores,
+                        # the host stops after it; nobody waits for its reply.
+                        cancel()
+                        return []
+                    if now - sent > HANG_TIMEOUT_S:
+                        host.kill(f"engine hung (no scores for {HANG_TIMEOUT_S:.0f} s)")
                     continue
                 if isinstance(message, protocol.Scored):
                     return list(message.scores)
