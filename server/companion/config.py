@@ -40,6 +40,9 @@ class Settings:
     repo_context: bool = False
     # compute the suggestion that follows the shown one, as if accepted (cache-warm accept)
     speculate: bool = True
+    # explicit invocations and requests after a pause: a few candidates, the one that fits
+    # the next line of the code after the cursor best (engine/rerank.py)
+    rerank: bool = False
 
 
 def _camel(name: str) -> str:

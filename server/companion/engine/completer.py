@@ -63,7 +63,7 @@ def latency_split(suggestion: Suggestion) -> dict[str, float]:
     pipe, the stream's hand-offs, the stop rule)."""
     parts = {"context": suggestion.context_ms, "queue": suggestion.queue_ms,
              "prefill": suggestion.prefill_ms, "decode": suggestion.decode_ms,
-             "post": suggestion.post_ms}
+             "post": suggestion.post_ms, "rerank": suggestion.rerank_ms}
     parts["other"] = max(0.0, suggestion.latency_ms - sum(parts.values()))
     parts["total"] = suggestion.latency_ms
     return parts
@@ -208,8 +208,10 @@ class Engine:
         overtaken = uri in self._newest  # the previous request is still unanswered
         marker = self._newest[uri] = object()
         waited = 0.0
+        paused = False
         try:
             if automatic:
+                paused = self.settings.rerank and self.debounce.paused(uri, text)
                 wait = self.debounce.delay(uri, overtaken=overtaken)
                 if wait:
                     slept = time.perf_counter()
@@ -231,7 +233,7 @@ class Engine:
                 context_s += time.perf_counter() - asked
             suggestion = await self._run_generation(
                 uri, ctx, narrow, started, flag or CancelFlag(), automatic, header,
-                context_s * 1000)
+                context_s * 1000, paused)
         finally:
             if self._newest.get(uri) is marker:
                 del self._newest[uri]
@@ -256,6 +258,7 @@ class Engine:
         automatic: bool,
         header: str = "",
         context_ms: float = 0.0,
+        paused: bool = False,
     ) -> Suggestion:
         """The model's suggestion on the generation thread, with templates answering
         for a failing, crashed or hung engine."""
@@ -268,8 +271,9 @@ class Engine:
                 return self._template_suggestion(ctx, started)
             suggestion, result = generate_inline(
                 current.backend, current.spec, self.settings, ctx, narrow, flag, started,
-                automatic, header, context_ms)
+                automatic, header, context_ms, paused=paused)
             self.metrics.generation(result.tokens, result.seconds)
+            self._count_rerank(suggestion)
             return suggestion
 
         try:
@@ -302,9 +306,23 @@ class Engine:
         if suggestion.finish_reason != "cancelled":
             self.cache.put(uri, ctx.prefix, ctx.suffix, suggestion.text)
             if suggestion.source == "model":
-                self.debounce.observe_latency(suggestion.latency_ms / 1000)
+                # Reranking's share is not what the next keystroke waits for.
+                self.debounce.observe_latency(
+                    (suggestion.latency_ms - suggestion.rerank_ms) / 1000)
                 self.metrics.split(latency_split(suggestion))
         return suggestion
+
+    def _count_rerank(self, suggestion: Suggestion) -> None:
+        """`reranked` (requests whose candidates were all scored), `rerankCandidates`,
+        `rerankChanged` (an alternative won), `rerankGreedy` (it stopped short: budget,
+        a single candidate, a failure; the greedy answer stayed)."""
+        if suggestion.reranked:
+            self.metrics.count("reranked")
+            self.metrics.count("rerankCandidates", suggestion.reranked)
+        if suggestion.rerank == "changed":
+            self.metrics.count("rerankChanged")
+        elif suggestion.rerank in ("budget", "single", "failed"):
+            self.metrics.count("rerankGreedy")
 
     def _failed(self, error: BaseException) -> None:
         self.metrics.count("modelErrors")

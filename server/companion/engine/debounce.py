@@ -24,6 +24,7 @@ SMOOTHING = 0.3  # weight of the newest sample in the moving averages
 class _Rhythm:
     last: float | None = None
     gap: float | None = None  # moving average of gaps between keystrokes, seconds
+    text_key: int | None = None  # the document as the last `paused` call saw it (hash)
 
 
 @dataclass
@@ -62,6 +63,20 @@ class Debounce:
         if rhythm.gap >= self.latency:
             return 0.0  # the answer usually arrives before the next key
         return min(MAX_DELAY_S, GAP_FACTOR * rhythm.gap)
+
+    def paused(self, uri: str, text: str, now: float | None = None) -> bool:
+        """Whether an automatic request for `uri` comes after a pause rather than a
+        keystroke: the document is as it was at the previous request, which came more
+        than PAUSE_S ago (the editor asked again without an edit). Call it before
+        `delay`, which records this request's time."""
+        now = time.monotonic() if now is None else now
+        rhythm = self._documents.get(uri)
+        key = hash(text)
+        if rhythm is None:
+            self._documents[uri] = _Rhythm(text_key=key)
+            return False
+        unchanged, rhythm.text_key = rhythm.text_key == key, key
+        return unchanged and rhythm.last is not None and now - rhythm.last > PAUSE_S
 
     def forget(self, uri: str) -> None:
         self._documents.pop(uri, None)

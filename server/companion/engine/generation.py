@@ -1,18 +1,20 @@
 """One inline generation on the worker thread: the prompt (full, and narrow for the
 prefill budget), the request, the stop rule that ends it as soon as the suggestion is
-complete or over budget, and the post-processed Suggestion."""
+complete or over budget, the post-processed Suggestion, and candidate reranking where it
+is allowed (engine/rerank.py)."""
 
 from __future__ import annotations
 
+import math
 import time
 
 from companion.backends.base import Backend, CancelFlag, Chunk, GenerationRequest, ModelSpec
 from companion.config import Settings
-from companion.engine import names
+from companion.engine import names, rerank
 from companion.engine.context import CursorContext
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
-from companion.engine.prompts import build_prompt
-from companion.engine.stream import StreamResult, Suggestion, consume
+from companion.engine.prompts import Prompt, build_prompt
+from companion.engine.stream import StopRule, StreamResult, Suggestion, consume
 
 # A request pays for at most this many prompt tokens the engine has not processed yet
 # (~0.5 s on two cores with the embedded model). When the full window is not cached —
@@ -38,6 +40,7 @@ def generate_inline(
     header: str = "",
     context_ms: float = 0.0,
     document: str = "",
+    paused: bool = False,
 ) -> tuple[Suggestion, StreamResult]:
     """Run one generation, stopping as soon as it is complete.
 
@@ -47,6 +50,9 @@ def generate_inline(
     one is there to keep the prefill short. `started`: when the request came;
     `context_ms`: what building its cursor context and header took before it queued.
     `document`: the whole document, for the name check (without it, the saved file).
+    `paused`: an automatic request after a pause, not a keystroke (reranking may run).
+    Reranking (engine/rerank.py) runs after the greedy answer where the setting, the
+    budget and the backend allow it.
     """
     on_worker = time.perf_counter()
     queue_ms = max(0.0, (on_worker - started) * 1000 - context_ms)
@@ -71,8 +77,59 @@ def generate_inline(
         cancel=flag,
     )
 
+    rule = stop_rule(prompts, posts, soft_deadline, hard_budget)
+
+    result = consume(backend, request, rule)
+    used, post = prompts[result.narrowed], posts[result.narrowed]
+    generation_ms = result.seconds * 1000
+    finish = "cancelled" if flag.cancelled else result.finish
+    post_started = time.perf_counter()
+    text, undefined = final_text(used, post, result.output, document, automatic)
+    post_ms = (time.perf_counter() - post_started) * 1000
+    # Reranking, where allowed: a FIM model sees the suffix already; a model answer that
+    # is empty or cancelled stays so.
+    outcome = None
+    allowed_ms = rerank.budget_ms(settings, automatic, paused)
+    scorer = rerank.scorer_of(backend) if allowed_ms and not fim else None
+    follow = rerank.follow_text(ctx.suffix) if scorer is not None else ""
+    if scorer is not None and follow and text and finish != "cancelled":
+        deadline = time.monotonic() + started + allowed_ms / 1000 - time.perf_counter()
+        limit = min(settings.max_tokens, max(16, 2 * result.tokens))
+        outcome = rerank.rerank(
+            scorer, used.text, used.heal, rerank.Candidate(text, 0, undefined),
+            _alternatives(backend, used, post, limit, flag, document, automatic),
+            follow, deadline, flag)
+        text = outcome.text
+        finish = "cancelled" if flag.cancelled else finish
+    suggestion = Suggestion(
+        text,
+        "model",
+        (time.perf_counter() - started) * 1000,
+        result.tokens,
+        result.prompt_tokens,
+        result.cached_tokens,
+        finish,
+        context_ms=context_ms,
+        prefill_ms=result.prefill_ms,
+        decode_ms=max(0.0, generation_ms - result.prefill_ms),
+        narrowed=result.narrowed,
+        repo_context_chars=0 if result.narrowed else len(header),
+        queue_ms=queue_ms,
+        post_ms=post_ms,
+        reranked=outcome.candidates if outcome else 0,
+        rerank=outcome.reason if outcome else "",
+        rerank_ms=outcome.ms if outcome else 0.0,
+    )
+    return suggestion, result
+
+
+def stop_rule(prompts: dict[bool, Prompt], posts: dict[bool, PostContext],
+              soft_deadline: float, hard_budget: float) -> StopRule:
+    """The rule that ends an inline generation (keyed by whether the backend ran the
+    narrow prompt): at a stop string, a loop, the end of the block, or the budget
+    (time.perf_counter() values)."""
+
     def rule(result: StreamResult, chunk: Chunk) -> str:
-        """Stop at a stop string, a loop, the end of the block, or the budget."""
         used, post = prompts[result.narrowed], posts[result.narrowed]
         raw = used.healed(result.output)
         stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
@@ -90,33 +147,46 @@ def generate_inline(
                 return "deadline"
         return ""
 
-    result = consume(backend, request, rule)
-    used, post = prompts[result.narrowed], posts[result.narrowed]
-    raw = used.healed(result.output)
+    return rule
+
+
+def final_text(used: Prompt, post: PostContext, output: str, document: str,
+               automatic: bool) -> tuple[str, bool]:
+    """The suggestion in a model's output: healed, cut at a stop string, post-processed
+    and cut before the first name that exists nowhere (engine/names.py; what is left is
+    post-processed again: it closes the brackets); and whether that name cut it."""
+    raw = used.healed(output)
     stop_at = min((raw.find(s) for s in used.stop if s in raw), default=-1)
     if stop_at >= 0:
         raw = raw[:stop_at]
-    generation_ms = result.seconds * 1000
-    finish = "cancelled" if flag.cancelled else result.finish
-    post_started = time.perf_counter()
-    text = clean(raw, post).text
-    # Names that exist (engine/names.py): cut before the first use of a name that does
-    # not, then post-process what is left again (it closes the brackets).
-    text = names.check(text, post, lambda kept: clean(kept, post).text, document, automatic)
-    suggestion = Suggestion(
-        text,
-        "model",
-        (time.perf_counter() - started) * 1000,
-        result.tokens,
-        result.prompt_tokens,
-        result.cached_tokens,
-        finish,
-        context_ms=context_ms,
-        prefill_ms=result.prefill_ms,
-        decode_ms=max(0.0, generation_ms - result.prefill_ms),
-        narrowed=result.narrowed,
-        repo_context_chars=0 if result.narrowed else len(header),
-        queue_ms=queue_ms,
-        post_ms=(time.perf_counter() - post_started) * 1000,
-    )
-    return suggestion, result
+    cleaned = clean(raw, post).text
+    text = names.check(cleaned, post, lambda kept: clean(kept, post).text, document, automatic)
+    return text, text != cleaned
+
+
+def _alternatives(backend: Backend, used: Prompt, post: PostContext, limit: int,
+                  flag: CancelFlag, document: str, automatic: bool) -> rerank.Alternative:
+    """Reranking's other candidates: `used` (the prompt the greedy answer came from, its
+    KV cache warm) from its `rank`-th likeliest first token, then as the greedy one."""
+    fixed_prompts, fixed_posts = {False: used, True: used}, {False: post, True: post}
+    finishing = stop_rule(fixed_prompts, fixed_posts, math.inf, math.inf)
+
+    def alternative(rank: int, until: float) -> rerank.Candidate | None:
+        request = GenerationRequest(prompt=used.text, max_tokens=limit, stop=list(used.stop),
+                                    deadline=until, first_token_rank=rank, cancel=flag)
+
+        def rule(result: StreamResult, chunk: Chunk) -> str:
+            output, heal = result.output, used.heal
+            if heal and not (output.startswith(heal) or heal.startswith(output)):
+                return "unhealed"  # a first token the healed prompt does not allow
+            if time.monotonic() > until:
+                return "deadline"
+            return finishing(result, chunk)
+
+        result = consume(backend, request, rule)
+        if flag.cancelled or result.finish in ("unhealed", "deadline", "cancelled"):
+            return None
+        text, undefined = final_text(used, post, result.output, document, automatic)
+        return rerank.Candidate(text, rank, undefined)
+
+    return alternative

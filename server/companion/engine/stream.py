@@ -29,6 +29,9 @@ class Suggestion:
     decode_ms: float = 0.0  # token generation after the prefill
     repo_context_chars: int = 0  # the repository header in the prompt (0: none)
     post_ms: float = 0.0  # post-processing of the final text
+    reranked: int = 0  # candidates reranking scored (0: it did not run to the end)
+    rerank: str = ""  # how reranking ended (engine/rerank.py Outcome.reason); "": not tried
+    rerank_ms: float = 0.0  # the other candidates and their scores
 
 
 @dataclass
