@@ -39,7 +39,8 @@ MAX_OPEN = 6  # files open per package
 # machine, and reports a hang it sees (`modelHangs` in the counters).
 WARM_UP_WAIT_S = 900.0
 COUNTERS = ("cacheHits", "debounced", "cancelled", "errors", "engineCrashes", "modelErrors",
-            "modelHangs", "warmups", "grows")
+            "modelHangs", "warmups", "grows", "reranked", "rerankCandidates", "rerankChanged",
+            "rerankGreedy")
 
 
 @dataclass
