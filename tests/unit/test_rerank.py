@@ -5,6 +5,7 @@ scoring tests and tests/e2e/test_rerank.py; the gain: `bench quality`)."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,6 +205,41 @@ def test_the_score_message_crosses_the_pipe_without_its_flag() -> None:
     assert not back.cancel.cancelled
     data = protocol.pack(GenerationRequest("p", first_token_rank=3), now=0.0)
     assert protocol.unpack(data, now=0.0).first_token_rank == 3
+
+
+class SilentHost:
+    """A host that takes a Score and never answers (one batch on a very busy machine)."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.killed: list[str] = []
+        self.waiting: queue.Queue[object] = queue.Queue()
+
+    def open_request(self) -> tuple[int, queue.Queue[object]]:
+        return 7, self.waiting
+
+    def close_request(self, request_id: int) -> None: ...
+
+    def send(self, message: object) -> None:
+        self.sent.append(message)
+
+    def kill(self, reason: str) -> None:
+        self.killed.append(reason)
+
+
+def test_a_score_past_its_deadline_is_given_up_on_not_killed() -> None:
+    from companion.engine.host_client import SCORE_GRACE_S, HostBackend
+
+    host = SilentHost()
+    loaded = protocol.Loaded(BackendInfo("llamacpp", "m", "cpu", 0.0, 2048),
+                             Capabilities(rerank=True), 1.0, "")
+    spec = ModelSpec(name="m", path="m.gguf", family="smollm2")
+    backend = HostBackend(host, loaded, spec)  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert backend.score(ScoreRequest("p", ["a"], "\nb", deadline=started + 0.1)) == []
+    assert time.monotonic() - started < 0.1 + SCORE_GRACE_S + 0.5
+    assert [type(message) for message in host.sent] == [protocol.Score, protocol.Cancel]
+    assert not host.killed
 
 
 # -- through the engine ------------------------------------------------------------------------
