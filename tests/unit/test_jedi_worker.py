@@ -115,3 +115,28 @@ def test_empty_pickles_left_by_an_interrupted_save_are_dropped(tmp_path: Path) -
     assert jedi_worker.drop_empty_pickles(str(tmp_path)) == 1
     assert sorted(path.name for path in folder.iterdir()) == ["empty.txt", "good.pkl"]
     assert jedi_worker.drop_empty_pickles(str(tmp_path / "missing")) == 0
+
+
+def test_a_truncated_cache_pickle_is_parsed_again_not_an_error(tmp_path: Path) -> None:
+    import jedi  # type: ignore[import-untyped]
+    import parso.cache  # type: ignore[import-untyped]
+
+    assert jedi_worker.safe_parso_cache()
+    module = tmp_path / "shapes.py"
+    module.write_text("def area(width, height):\n    return width * height\n")
+    code = "import shapes\nshapes."
+    cache = str(tmp_path / "cache")
+    previous = jedi.settings.cache_directory
+    jedi.settings.cache_directory = cache
+    try:
+        project = jedi.Project(str(tmp_path))
+        assert "area" in [c.name for c in jedi.Script(code, project=project).complete(2, 7)]
+        pickles = list(Path(cache).rglob("*.pkl"))
+        assert pickles and not list(Path(cache).rglob("*.tmp"))  # saved whole, renamed
+        for pickle_path in pickles:  # what a writer killed mid-save leaves
+            data = pickle_path.read_bytes()
+            pickle_path.write_bytes(data[: len(data) // 2])
+        parso.cache.parser_cache.clear()  # a new process: only the disk cache is there
+        assert "area" in [c.name for c in jedi.Script(code, project=project).complete(2, 7)]
+    finally:
+        jedi.settings.cache_directory = previous

@@ -18,8 +18,11 @@ the thread's first act is to delete the empty ones (`drop_empty_pickles`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,9 +65,56 @@ def drop_empty_pickles(directory: str | None = None) -> int:
     return dropped
 
 
+def safe_parso_cache() -> bool:
+    """Make parso's on-disk cache (shared by every process using jedi: two servers, the
+    tests) safe across processes: a save goes to a temporary file renamed into place, so
+    no reader ever sees half a pickle and two writers never interleave; a pickle that
+    still fails to load is dropped and the module parsed again, instead of failing every
+    inference that needs it ("EOFError: Ran out of input", seen in a clean-clone CI run).
+    False when parso's internals are not the ones expected (then nothing is changed)."""
+    try:
+        import parso.cache as cache  # type: ignore[import-untyped]
+    except Exception:
+        return False
+    save = getattr(cache, "_save_to_file_system", None)
+    load = getattr(cache, "_load_from_file_system", None)
+    hashed = getattr(cache, "_get_hashed_path", None)
+    if save is None or load is None or hashed is None or getattr(save, "companion", False):
+        return bool(getattr(save, "companion", False))
+
+    def atomic_save(hashed_grammar: str, path: str, item: object,
+                    cache_path: str | None = None) -> None:
+        target = hashed(hashed_grammar, path, cache_path=cache_path)
+        temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            with open(temporary, "wb") as handle:
+                pickle.dump(item, handle, pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+    def tolerant_load(hashed_grammar: str, path: str, p_time: float,
+                      cache_path: str | None = None) -> object:
+        try:
+            return load(hashed_grammar, path, p_time, cache_path=cache_path)
+        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
+                ImportError, IndexError, OSError) as error:
+            log.debug("unreadable jedi cache entry for %s dropped: %s", path, error)
+            with contextlib.suppress(OSError):
+                os.unlink(hashed(hashed_grammar, path, cache_path=cache_path))
+            return None
+
+    atomic_save.companion = True  # type: ignore[attr-defined]
+    cache._save_to_file_system = atomic_save
+    cache._load_from_file_system = tolerant_load
+    return True
+
+
 def _start(wait_for_old: Callable[[], None] | None) -> None:
     if wait_for_old is not None:
         wait_for_old()
+    safe_parso_cache()
     drop_empty_pickles()
 
 
