@@ -43,6 +43,9 @@ class Settings:
     # explicit invocations and requests after a pause: a few candidates, the one that fits
     # the next line of the code after the cursor best (engine/rerank.py)
     rerank: bool = False
+    # Python, llama.cpp and transformers: after `self.` or an imported module's `.`, the
+    # model may only spell names that exist there (backends/name_constraint.py)
+    name_guide: bool = True
 
 
 def _camel(name: str) -> str:

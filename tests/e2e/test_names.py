@@ -8,13 +8,17 @@ jedi's first lookup of a module, so this test could not tell what the server kne
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from companion.engine import names
 from companion.engine.context import build_context
 from companion.engine.postprocess import PostContext
-from tests.e2e.conftest import cursor_of, inline, insert_text, open_document
+from tests.e2e.conftest import cursor_of, inline, insert_text, open_document, status
+
+MakeClient = Callable[..., Awaitable[LanguageClient]]
 
 TOKENIZER = '''import re
 
@@ -84,3 +88,34 @@ async def test_no_suggestion_uses_a_name_that_does_not_exist(client: LanguageCli
             text_document=types.TextDocumentIdentifier(uri=uri)))
     # The model answered (the invariant holds over real suggestions, not over silence).
     assert sum(bool(ghost.strip()) for ghost in shown) >= 3, shown
+
+
+COUNTER = '''class Counter:
+    def __init__(self, start):
+        self._count = start
+        self._seen = set()
+
+    def add(self, item):
+        return len(self.█
+'''
+PATIENT = {"speculate": False, "inlineDeadlineMs": 60000}
+
+
+async def test_the_engine_keeps_self_to_its_attributes(make_client: MakeClient) -> None:
+    """With the guide (on by default) the model writes an attribute the class has; with it
+    off the embedded model invents one here, and the check has to cut it."""
+    text, position = cursor_of(COUNTER)
+    post = PostContext(build_context(text, position.line, position.character, path=""))
+    seen: dict[bool, tuple[str, dict[str, int]]] = {}
+    for guide in (True, False):
+        client = await make_client({**PATIENT, "nameGuide": guide})
+        uri = open_document(client, text, name=f"guide_{guide}.py")
+        items = await inline(client, uri, position)
+        ghost = insert_text(items[0]) if items else ""
+        assert not names.undefined(ghost, post, text, 0.0, _NoModules()), ghost
+        seen[guide] = ghost, (await status(client))["requests"]
+    ghost, requests = seen[True]
+    assert ghost.split("(")[0].split(")")[0] in ("_count", "_seen", "add"), ghost
+    assert requests.get("nameGuided") == 1 and not requests.get("namesCut"), requests
+    _, unguided = seen[False]
+    assert not unguided.get("nameGuided") and unguided.get("namesCut") == 1, unguided

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,6 +47,19 @@ class CancelFlag:
         return self._event.is_set()
 
 
+@dataclass(frozen=True)
+class NameGuide:
+    """The receivers whose members are known at the cursor (`self`, `os`) → their names,
+    for engines that keep the model to names that exist while it decodes
+    (backends/name_constraint.py; made by engine/names_guide.py). `tail`: the cursor's
+    line before the answer, as the prompt ends; a receiver in `free_at_line_start` is not
+    guided where it starts its line (`self.total = 0` defines an attribute)."""
+
+    members: Mapping[str, tuple[str, ...]]
+    tail: str = ""
+    free_at_line_start: tuple[str, ...] = ()
+
+
 @dataclass
 class GenerationRequest:
     """What to generate: `prompt` (already laid out for the model: FIM or excerpt)."""
@@ -68,6 +81,9 @@ class GenerationRequest:
     # likeliest first token (0: the likeliest, i.e. plain greedy decoding), then decode
     # greedily: a candidate for reranking (engine/rerank.py).
     first_token_rank: int = 0
+    # Engines that can touch the logits keep names after a known receiver to those that
+    # exist (None: unguided).
+    names: NameGuide | None = None
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
     def should_stop(self) -> bool:
@@ -145,6 +161,7 @@ class Capabilities:
     safe_mode: it has a conservative configuration to retry in after a native crash.
     rerank: it honours `GenerationRequest.first_token_rank` and scores continuations
       (`Scorer.score`), reusing the prompt's KV cache: candidate reranking.
+    name_guide: it honours `GenerationRequest.names` (backends/name_constraint.py).
     """
 
     local_prefix_cache: bool = True
@@ -152,6 +169,7 @@ class Capabilities:
     in_host: bool = True
     safe_mode: bool = False
     rerank: bool = False
+    name_guide: bool = False
 
 
 class Backend(Protocol):

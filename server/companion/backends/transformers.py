@@ -21,6 +21,7 @@ from companion.backends.base import (
     ModelSpec,
     stop_reason,
 )
+from companion.backends.name_constraint import NameConstraint, NameTable, Vocabulary, apply
 from companion.backends.tokens import common_prefix_length, default_threads
 
 
@@ -28,7 +29,7 @@ class TransformersBackend:
     """Any causal LM transformers can load; slower than llama.cpp on a CPU."""
 
     name = "transformers"
-    capabilities = Capabilities()
+    capabilities = Capabilities(name_guide=True)
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -37,7 +38,7 @@ class TransformersBackend:
         self._cache: Any = None
         self._cache_ids: list[int] = []
         self._device = "cpu"
-
+        self._vocab: Vocabulary | None = None  # each token's text, made on first use
 
     def load(self, model: ModelSpec) -> None:
         try:
@@ -63,10 +64,20 @@ class TransformersBackend:
         self._model = loaded.to(self._device).eval()
         self._spec = model
         self._cache, self._cache_ids = None, []
+        self._vocab = None
 
     def unload(self) -> None:
         self._model = self._tokenizer = self._spec = self._cache = None
         self._cache_ids = []
+        self._vocab = None
+
+    def vocabulary(self) -> Vocabulary:
+        """Each token's text, as the tokenizer decodes it alone (made once per model)."""
+        if self._vocab is None:
+            tokenizer = self._tokenizer
+            self._vocab = Vocabulary(tokenizer.batch_decode(
+                [[token] for token in range(len(tokenizer))], skip_special_tokens=True))
+        return self._vocab
 
     def info(self) -> BackendInfo:
         spec = self._spec
@@ -113,6 +124,9 @@ class TransformersBackend:
         generated: list[int] = []
         emitted = ""
         finish = "length"
+        table = NameTable.of(request.names)
+        constraint = NameConstraint(table, self.vocabulary()) if table is not None else None
+        text = ""
         with torch.inference_mode():
             feed = ids[kept:]
             while True:
@@ -122,7 +136,11 @@ class TransformersBackend:
                     use_cache=True,
                 )
                 self._cache_ids.extend(feed)
-                token = int(output.logits[0, -1].argmax())
+                if constraint is None:
+                    token = int(output.logits[0, -1].argmax())
+                else:  # names after a known receiver: only those that exist
+                    logits = output.logits[0, -1].float().cpu().numpy()
+                    token = int(apply(constraint.mask(text), logits).argmax())
                 if token == eos:
                     finish = "stop"
                     break

@@ -200,7 +200,7 @@ class Background:
                     return None
                 suggestion, result = generate_inline(
                     current.backend, current.spec, engine.settings, after, narrow, flag,
-                    started, automatic=True)
+                    started, automatic=True, document=accepted)
                 engine.metrics.generation(result.tokens, result.seconds)
                 return suggestion
 

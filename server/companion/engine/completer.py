@@ -233,7 +233,7 @@ class Engine:
                 context_s += time.perf_counter() - asked
             suggestion = await self._run_generation(
                 uri, ctx, narrow, started, flag or CancelFlag(), automatic, header,
-                context_s * 1000, paused)
+                context_s * 1000, paused, text)
         finally:
             if self._newest.get(uri) is marker:
                 del self._newest[uri]
@@ -259,9 +259,11 @@ class Engine:
         header: str = "",
         context_ms: float = 0.0,
         paused: bool = False,
+        document: str = "",
     ) -> Suggestion:
         """The model's suggestion on the generation thread, with templates answering
-        for a failing, crashed or hung engine."""
+        for a failing, crashed or hung engine. `document`: the whole text, as the editor
+        has it (the name check and the name guide read it)."""
 
         def job(flag: CancelFlag) -> Suggestion:
             # Reads `self.current` on the worker: model loads run on the same thread, so
@@ -271,9 +273,13 @@ class Engine:
                 return self._template_suggestion(ctx, started)
             suggestion, result = generate_inline(
                 current.backend, current.spec, self.settings, ctx, narrow, flag, started,
-                automatic, header, context_ms, paused=paused)
+                automatic, header, context_ms, document=document, paused=paused)
             self.metrics.generation(result.tokens, result.seconds)
             self._count_rerank(suggestion)
+            if suggestion.name_guided:
+                self.metrics.count("nameGuided")
+            if suggestion.names_cut:
+                self.metrics.count("namesCut")
             return suggestion
 
         try:

@@ -8,9 +8,16 @@ from __future__ import annotations
 import math
 import time
 
-from companion.backends.base import Backend, CancelFlag, Chunk, GenerationRequest, ModelSpec
+from companion.backends.base import (
+    Backend,
+    CancelFlag,
+    Chunk,
+    GenerationRequest,
+    ModelSpec,
+    NameGuide,
+)
 from companion.config import Settings
-from companion.engine import names, rerank
+from companion.engine import names, names_guide, rerank
 from companion.engine.context import CursorContext
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
@@ -61,6 +68,7 @@ def generate_inline(
     small = build_prompt(narrow, family, fim) if narrow is not None else None
     posts = {False: PostContext(ctx), True: PostContext(narrow or ctx)}
     prompts = {False: prompt, True: small or prompt}
+    guide = name_guide(backend, settings, prompt, posts[False], document, automatic)
     context_ms += (time.perf_counter() - on_worker) * 1000
     budget_ms = settings.inline_deadline_ms
     if automatic:
@@ -74,6 +82,7 @@ def generate_inline(
         deadline=time.monotonic() + 2 * settings.inline_deadline_ms / 1000,
         narrow_prompt=small.text if small is not None else "",
         prefill_budget_tokens=PREFILL_BUDGET_TOKENS if small is not None else 0,
+        names=guide,
         cancel=flag,
     )
 
@@ -97,7 +106,7 @@ def generate_inline(
         limit = min(settings.max_tokens, max(16, 2 * result.tokens))
         outcome = rerank.rerank(
             scorer, used.text, used.heal, rerank.Candidate(text, 0, undefined),
-            _alternatives(backend, used, post, limit, flag, document, automatic),
+            _alternatives(backend, used, post, limit, flag, document, automatic, guide),
             follow, deadline, flag)
         text = outcome.text
         finish = "cancelled" if flag.cancelled else finish
@@ -119,6 +128,8 @@ def generate_inline(
         reranked=outcome.candidates if outcome else 0,
         rerank=outcome.reason if outcome else "",
         rerank_ms=outcome.ms if outcome else 0.0,
+        name_guided=guide is not None,
+        names_cut=undefined,
     )
     return suggestion, result
 
@@ -164,8 +175,23 @@ def final_text(used: Prompt, post: PostContext, output: str, document: str,
     return text, text != cleaned
 
 
+def name_guide(backend: Backend, settings: Settings, prompt: Prompt, post: PostContext,
+               document: str, automatic: bool) -> NameGuide | None:
+    """The receivers whose names are known at the cursor, for an engine that keeps the
+    model to them (engine/names_guide.py); None when off, not supported or none known."""
+    if not settings.name_guide or not backend.capabilities.name_guide:
+        return None
+    members = names_guide.member_table(post, document, automatic)
+    if not members:
+        return None
+    line = post.cursor.line_prefix
+    return NameGuide(members, tail=line[: len(line) - len(prompt.heal)],
+                     free_at_line_start=names_guide.FREE_AT_LINE_START)
+
+
 def _alternatives(backend: Backend, used: Prompt, post: PostContext, limit: int,
-                  flag: CancelFlag, document: str, automatic: bool) -> rerank.Alternative:
+                  flag: CancelFlag, document: str, automatic: bool,
+                  guide: NameGuide | None = None) -> rerank.Alternative:
     """Reranking's other candidates: `used` (the prompt the greedy answer came from, its
     KV cache warm) from its `rank`-th likeliest first token, then as the greedy one."""
     fixed_prompts, fixed_posts = {False: used, True: used}, {False: post, True: post}
@@ -173,7 +199,8 @@ def _alternatives(backend: Backend, used: Prompt, post: PostContext, limit: int,
 
     def alternative(rank: int, until: float) -> rerank.Candidate | None:
         request = GenerationRequest(prompt=used.text, max_tokens=limit, stop=list(used.stop),
-                                    deadline=until, first_token_rank=rank, cancel=flag)
+                                    deadline=until, first_token_rank=rank, names=guide,
+                                    cancel=flag)
 
         def rule(result: StreamResult, chunk: Chunk) -> str:
             output, heal = result.output, used.heal

@@ -74,9 +74,18 @@ def _rebound_in(text: str, name: str) -> bool:
     escaped = re.escape(name)
     pattern = re.compile(
         rf"(?<![.\w]){escaped}\s*(?::[^=\n]*)?=(?!=)|\bfor\s+{escaped}\b|"
-        rf"(?<!import )\bas\s+{escaped}\b|def\s+\w+\([^)]*\b{escaped}\b|"
+        rf"(?P<alias>\bas\s+{escaped}\b)|def\s+\w+\([^)]*\b{escaped}\b|"
         rf"(?:def|class)\s+{escaped}\b|\b{escaped}\s*,[^=\n]*=(?!=)")
-    return bool(pattern.search(text))
+    for match in pattern.finditer(text):
+        if match.group("alias"):  # `import json as j` binds a module; `with … as j` not
+            line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
+            if _IMPORT_LINE.match(line):
+                continue
+        return True
+    return False
+
+
+_IMPORT_LINE = re.compile(r"\s*(?:import|from)\s")
 
 
 class ModuleNames:

@@ -32,6 +32,8 @@ class Suggestion:
     reranked: int = 0  # candidates reranking scored (0: it did not run to the end)
     rerank: str = ""  # how reranking ended (engine/rerank.py Outcome.reason); "": not tried
     rerank_ms: float = 0.0  # the other candidates and their scores
+    name_guided: bool = False  # the engine kept names after known receivers to real ones
+    names_cut: bool = False  # the name check cut the answer before a name that is not there
 
 
 @dataclass

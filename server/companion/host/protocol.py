@@ -21,6 +21,7 @@ from companion.backends.base import (
     ContinuationScore,
     GenerationRequest,
     ModelSpec,
+    NameGuide,
     ScoreRequest,
 )
 from companion.backends.faulty import CRASHES_ENV as FAULT_CRASHES_ENV
@@ -51,6 +52,7 @@ class RequestData:
     narrow_prompt: str = ""
     prefill_budget_tokens: int = 0
     first_token_rank: int = 0
+    names: NameGuide | None = None
 
 
 def pack(request: GenerationRequest, now: float) -> RequestData:
@@ -64,6 +66,7 @@ def pack(request: GenerationRequest, now: float) -> RequestData:
         narrow_prompt=request.narrow_prompt,
         prefill_budget_tokens=request.prefill_budget_tokens,
         first_token_rank=request.first_token_rank,
+        names=request.names,
     )
 
 
@@ -78,6 +81,7 @@ def unpack(data: RequestData, now: float) -> GenerationRequest:
         narrow_prompt=data.narrow_prompt,
         prefill_budget_tokens=data.prefill_budget_tokens,
         first_token_rank=data.first_token_rank,
+        names=data.names,
     )
 
 

@@ -1,0 +1,75 @@
+"""The receivers whose members are known at the cursor, sent with a request so the engine
+can keep the model to names that exist while it decodes (issue 16 §4; the engine side is
+`backends/name_constraint.py`, for llama.cpp and transformers).
+
+The table holds exactly what the name check after generation (`names.py`) would judge,
+so the guide never forbids what the check would keep:
+
+- `self` and `cls`, in a method of a class the file tells completely
+  (`names_classes.self_attributes`);
+- each module the document imports and binds nowhere else, with its names as jedi
+  completes them (`names_modules`, cached per import statement). A typing request takes
+  only what is already known (the lookups it starts serve the next keystroke); an
+  invoked one waits for them up to the invoked cap in all.
+
+A new attribute written at the start of a line (`self.total = 0`) is a definition, not
+a use: the engine leaves a receiver free where it starts the line (`FREE_AT_LINE_START`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from companion.engine.names import INVOKED_WAIT_S, MODULES, ModuleNames, enabled
+from companion.engine.names_classes import self_attributes
+from companion.engine.names_document import Document
+from companion.engine.names_modules import imported_modules, rebound
+from companion.engine.postcontext import PostContext
+
+log = logging.getLogger(__name__)
+
+FREE_AT_LINE_START = ("self", "cls")
+MAX_NAMES = 6000  # in one request's table, all receivers together
+
+
+@functools.lru_cache(maxsize=256)
+def _sorted(names: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(names))
+
+
+def member_table(post: PostContext, document: str = "", automatic: bool = True,
+                 modules: ModuleNames | None = None) -> dict[str, tuple[str, ...]]:
+    """Receiver → its names (sorted), for the receivers known at the cursor; empty for
+    other languages, in a string or comment, or with the name check off."""
+    ctx = post.cursor
+    if not enabled() or post.spec.id != "python" or not post.lex_state.in_code:
+        return {}
+    try:
+        return _table(post, Document.of(ctx, document), automatic, modules or MODULES)
+    except Exception as error:  # the guide must never cost the suggestion
+        log.debug("name guide failed, decoding unguided: %s", error, exc_info=True)
+        return {}
+
+
+def _table(post: PostContext, doc: Document, automatic: bool, modules: ModuleNames
+           ) -> dict[str, tuple[str, ...]]:
+    ctx = post.cursor
+    table: dict[str, tuple[str, ...]] = {}
+    attributes = self_attributes(doc, ctx)
+    if attributes is not None:
+        names = _sorted(frozenset(attributes))
+        for receiver in FREE_AT_LINE_START:  # as the check judges them (names.py)
+            table[receiver] = names
+    imports = {local: statement for local, statement in imported_modules(doc).items()
+               if local not in table and not rebound(doc, local)}
+    deadline = time.monotonic() + (0.0 if automatic else INVOKED_WAIT_S)
+    total = sum(len(names) for names in table.values())
+    for local, statement in imports.items():
+        found = modules.names(statement, local, ctx.path, max(0.0, deadline - time.monotonic()))
+        if found is None or total + len(found) > MAX_NAMES:
+            continue
+        table[local] = _sorted(found)
+        total += len(found)
+    return table
