@@ -179,6 +179,13 @@ def test_undefined_names_in_scope() -> None:
     assert repo_holes.undefined_names(hole, "for i in range(3):") == []
     assert repo_holes.undefined_names(hole, "value.frobnicate_xq()") == [".frobnicate_xq"]
     assert repo_holes.undefined_names(hole, "if (") is None
+    # `self.x` the suggestion itself makes exists after the assignment, not before
+    assert repo_holes.undefined_names(
+        hole, "self.cache = list(rest)\nself.cache.append(value)") == []
+    assert repo_holes.undefined_names(
+        hole, "if self.cache:\n    self.cache = []") == ["self.cache"]
+    assert repo_holes.undefined_names(
+        hole, "for self.cursor in rest:\n    print(self.cursor)") == []
 
 
 def test_undefined_names_on_a_real_click_hole() -> None:

@@ -115,6 +115,34 @@ def test_jedi_never_blocks_a_keystroke(monkeypatch: pytest.MonkeyPatch) -> None:
         ["slowmod.missing"]
 
 
+def _in_subclass(tmp_path: Path, base_module: str, header: str, raw: str) -> list[str]:
+    """The uses judged missing in a method of a subclass of an imported base, with the
+    base's module beside the document (jedi reads it from the project)."""
+    (tmp_path / "basemod.py").write_text(base_module, encoding="utf-8")
+    document = f"{header}\n\n\nclass Sub(Base):\n    def run(self):\n        █\n"
+    path = tmp_path / "doc.py"
+    path.write_text(document.replace("█", ""), encoding="utf-8")
+    post = post_context(document, path=str(path))
+    return [use.name for use in names.undefined(
+        raw, post, document.replace("█", ""), WAIT_S, bases=names.ModuleNames(
+            names_modules._jedi_base_names))]
+
+
+def test_imported_base_class_attributes(tmp_path: Path) -> None:
+    """An imported base's attributes (set in its __init__, inherited from its own base)
+    are known; a name it lacks is not; a base that makes attributes up, or a base name
+    the document rebinds, is not judged."""
+    base = ("class Root:\n    def close(self):\n        self.closed = True\n\n\n"
+            "class Base(Root):\n    def __init__(self):\n        self.size = 0\n")
+    header = "from basemod import Base"
+    assert _in_subclass(tmp_path, base, header, "return self.size + self.closed") == []
+    assert _in_subclass(tmp_path, base, header, "return self.lenght") == ["self.lenght"]
+    dynamic = "class Base:\n    def __getattr__(self, name):\n        return name\n"
+    assert _in_subclass(tmp_path, dynamic, header, "return self.lenght") == []
+    rebound = header + "\nBase = dict"
+    assert _in_subclass(tmp_path, base, rebound, "return self.lenght") == []
+
+
 def test_other_languages_are_not_judged() -> None:
     before = "function f() {\n  "
     cursor = build_context(before + "\n}\n", 1, 2, language="javascript")

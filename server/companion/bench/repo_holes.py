@@ -10,7 +10,8 @@ The undefined-name check: a suggestion uses a name that does not exist at that p
   assignments, imports, loop and `with` targets, anywhere in the function), not at module
   level, not a builtin, not bound by the suggestion itself;
 - an attribute missing on a known thing: `self.x` in a method of a class whose bases are
-  all in the file (x is no method, class attribute or `self.x =` of that hierarchy);
+  all in the file (x is no method, class attribute or `self.x =` of that hierarchy, and
+  the suggestion has not assigned `self.x` before it reads it);
   `m.x` where m is an imported module (the module, imported here, has no x and no
   submodule x);
 - any other attribute that no file of the package spells, nor any builtin type has.
@@ -328,6 +329,35 @@ def _module_name(hole: Hole) -> str:
     return ".".join(names)
 
 
+def _assigned_attributes(suggestion: ast.Module) -> dict[str, tuple[int, int]]:
+    """`self.x` the suggestion assigns: x → where it exists from (the end of the
+    assignment; a loop's target from the loop's header on), as (line, column)."""
+    found: dict[str, tuple[int, int]] = {}
+    for statement in ast.walk(suggestion):
+        if not isinstance(statement, ast.stmt):
+            continue
+        if isinstance(statement, ast.For | ast.AsyncFor):
+            targets: list[ast.AST] = [statement.target]
+        elif isinstance(statement, ast.Assign):
+            targets = list(statement.targets)
+        elif isinstance(statement, ast.AnnAssign | ast.AugAssign):
+            targets = [statement.target]
+        elif isinstance(statement, ast.With | ast.AsyncWith):
+            targets = [item.optional_vars for item in statement.items if item.optional_vars]
+        else:
+            continue
+        for target in targets:
+            for node in ast.walk(target):
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                        and isinstance(node.value, ast.Name) and node.value.id == "self":
+                    end = target if isinstance(statement, ast.For | ast.AsyncFor | ast.With
+                                               | ast.AsyncWith) else statement
+                    where = (getattr(end, "end_lineno", 0) or 0,
+                             getattr(end, "end_col_offset", 0) or 0)
+                    found[node.attr] = min(where, found.get(node.attr, where))
+    return found
+
+
 def undefined_names(hole: Hole, fill: str) -> list[str] | None:
     """The names `fill` uses that do not exist at the hole (see the module doc), or None
     when the suggestion is no Python statement to check."""
@@ -357,6 +387,7 @@ def undefined_names(hole: Hole, fill: str) -> list[str] | None:
     modules = _imported_modules(scope_tree, hole.package, _module_name(hole))
     lenient = package_names(hole.package) | _BUILTIN_ATTRIBUTES | file_names(
         code_only(hole.original, "python"))
+    assigned = _assigned_attributes(suggestion)
     missing: list[str] = []
     for node in ast.walk(suggestion):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -365,7 +396,9 @@ def undefined_names(hole: Hole, fill: str) -> list[str] | None:
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             owner, attribute = node.value.id, node.attr
             if owner == "self" and own_class is not None and isinstance(node.ctx, ast.Load):
-                if attribute not in own_class:
+                made = assigned.get(attribute)
+                if attribute not in own_class and (
+                        made is None or made > (node.lineno, node.col_offset)):
                     missing.append(f"self.{attribute}")
             elif owner in modules and owner not in local:
                 if _module_has(modules[owner], attribute) is False:

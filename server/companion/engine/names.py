@@ -9,7 +9,9 @@ looks at each identifier it *uses* (`names_uses.py`, tree-sitter):
   spelled anywhere in the document as a name (not after a `.`; strings and comments count
   too: lenient on purpose) — the document as `names_document.py` reads it;
 - `self.x` / `cls.x` in a method: x must be an attribute of the class as far as the file
-  tells (`names_classes.py`);
+  tells (`names_classes.py`), with what jedi completes for a base class it imports
+  (`names_modules.base_resolver`, waited on as for modules below); a bare `self` / `cls`
+  must be a parameter of a function around the cursor;
 - `m.x` where the document imports module m (and binds m nowhere else): x must be among
   m's names as jedi completes them (`names_modules.py`, on the process's jedi thread,
   waited on at most `TYPING_WAIT_S` / `INVOKED_WAIT_S`);
@@ -33,15 +35,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from companion.engine.names_classes import self_attributes
+from companion.engine.names_classes import receiver_bound, self_attributes
 from companion.engine.names_document import Document, indent
-from companion.engine.names_modules import MODULES, ModuleNames, imported_modules, rebound
+from companion.engine.names_modules import (
+    BASES,
+    MODULES,
+    ModuleNames,
+    base_resolver,
+    imported_modules,
+    rebound,
+)
 from companion.engine.names_uses import uses
 from companion.engine.postcontext import PostContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENV", "INVOKED_WAIT_S", "KNOWN", "MODULES", "TYPING_WAIT_S", "ModuleNames",
+__all__ = ["BASES", "ENV", "INVOKED_WAIT_S", "KNOWN", "MODULES", "TYPING_WAIT_S", "ModuleNames",
            "Use", "check", "cut_at", "enabled", "undefined"]
 
 ENV = "COMPANION_NAME_CHECK"
@@ -51,7 +60,8 @@ INVOKED_WAIT_S = 0.25
 KNOWN = (frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
          | {"__file__", "__name__", "__doc__", "__spec__", "__package__", "__builtins__",
             "__debug__", "__path__", "__loader__", "__annotations__", "__dict__",
-            "__module__", "__qualname__", "__class__", "reveal_type", "self", "cls"})
+            "__module__", "__qualname__", "__class__", "reveal_type"})
+_RECEIVERS = ("self", "cls")  # known where a function around the cursor takes them
 # Tokens that need something after them: a cut right after one drops it too.
 _DANGLING = re.compile(
     r"(?:[-+*/%@&|^~<>=!,.]|\*\*|//|<<|>>|->|\b(?:and|or|not|in|is|if|elif|else|lambda|"
@@ -78,7 +88,8 @@ def enabled() -> bool:
 
 
 def undefined(text: str, post: PostContext, document: str = "",
-              wait_s: float = TYPING_WAIT_S, modules: ModuleNames | None = None) -> list[Use]:
+              wait_s: float = TYPING_WAIT_S, modules: ModuleNames | None = None,
+              bases: ModuleNames | None = None) -> list[Use]:
     """The uses in suggestion `text` of names that do not exist at the cursor, in order
     (none in a string or a comment: prose there)."""
     ctx = post.cursor
@@ -103,17 +114,27 @@ def undefined(text: str, post: PostContext, document: str = "",
 
     if doc.bare_judged:
         known = KNOWN | found.defined | doc.names()
+        receivers: dict[str, bool | None] = {}
         for name, start, statement in found.bare:
-            if name not in known:
-                missing.append(Use(name, offset(start), offset(statement)))
+            if name in _RECEIVERS and name not in found.defined:
+                if name not in receivers:
+                    in_lambda = re.search(rf"\blambda\b[^:]*\b{name}\b", before)
+                    receivers[name] = True if in_lambda else receiver_bound(doc, ctx, name)
+                if receivers[name] is not False:
+                    continue
+            elif name in known:
+                continue
+            missing.append(Use(name, offset(start), offset(statement)))
     attributes_of_self: set[str] | bool | None = False  # False: not computed yet
     imports: dict[str, str] | None = None
     for owner, attribute, start, statement in found.attributes:
         if owner in ("self", "cls"):
             if attributes_of_self is False:
-                attributes_of_self = self_attributes(doc, ctx)
+                attributes_of_self = self_attributes(
+                    doc, ctx, base_resolver(doc, ctx.path, wait_s, bases))
+            assigned = found.defined_attributes.get(attribute)
             if isinstance(attributes_of_self, set) and attribute not in attributes_of_self \
-                    and attribute not in found.defined_attributes:
+                    and (assigned is None or assigned > start):
                 missing.append(Use(f"{owner}.{attribute}", offset(start), offset(statement)))
             continue
         if owner in found.defined:

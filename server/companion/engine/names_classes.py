@@ -2,11 +2,13 @@
 
 In a method, x exists when it is spelled as `self.x` / `cls.x` anywhere in the class,
 defined at its top level (def, class, assignment, annotation), or belongs to a base class
-defined in the file (same rules) or to `object` / a builtin base (enums, NamedTuple,
-TypedDict too). A base not in the file, a metaclass, a decorator other than the dataclass
-kind, `__getattr__`, `setattr` or `__dict__` in the class, or a body that goes on past
-what is seen: not judged (None). The class is read by indentation from the window, or from
-the saved file when its header is above the window; facts are cached per text.
+defined in the file (same rules), to `object` / a builtin base (enums, NamedTuple,
+TypedDict too), or to an imported base as jedi completes it (when the caller passes that
+lookup: `names_modules.base_resolver`). A base not known, a metaclass, a decorator other
+than the dataclass kind, `__getattr__`, `setattr` or `__dict__` in the class, or a body
+that goes on past what is seen: not judged (None). The class is read by indentation
+from the window, or from the saved file when its header is above the window; facts are
+cached per text.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import builtins
 import enum
 import functools
 import re
+from collections.abc import Callable
 
 from companion.engine.context import CursorContext
 from companion.engine.names_document import NAME, Document, indent, lines_of
@@ -48,7 +51,7 @@ def _enclosing_class(lines: list[str], row: int, column: int) -> tuple[int, str]
     method = ""
     for index in range(row - 1, -1, -1):
         line = lines[index]
-        if not line.strip() or line.lstrip().startswith("#"):
+        if _no_block_line(line):
             continue
         width = indent(line)
         if width >= level:
@@ -60,8 +63,8 @@ def _enclosing_class(lines: list[str], row: int, column: int) -> tuple[int, str]
                 return None
             continue
         if header.group(2) == "def":
-            params = line[header.end():].lstrip("( \t")
-            if not method and re.match(r"(self|cls)\b", params):
+            if not method and _parameters(lines, index, header.end())[:1] in (["self"],
+                                                                               ["cls"]):
                 method = header.group(3)
             elif not method:
                 continue  # a nested function: its enclosing method may have self
@@ -72,6 +75,13 @@ def _enclosing_class(lines: list[str], row: int, column: int) -> tuple[int, str]
         if width == 0:
             return None
     return None
+
+
+def _no_block_line(line: str) -> bool:
+    """A line that says nothing of the blocks around it, read upward: blank, a comment,
+    or the closing bracket of a header that spans lines (`) -> None:`)."""
+    stripped = line.lstrip()
+    return not stripped or stripped.startswith(("#", ")", "]", "}"))
 
 
 def _class_block(lines: list[str], header: int, to_end: bool = True
@@ -102,6 +112,9 @@ def _class_block(lines: list[str], header: int, to_end: bool = True
 
 
 Block = tuple[str, int, bool]  # a text, a class header's row, the text runs to the end
+# A base class the file does not define (`Formatter`, `abc.Mapping`) → what its instances
+# have, or None when not known (`names_modules.base_resolver`: jedi).
+External = Callable[[str], "frozenset[str] | None"]
 
 
 def _class_headers(text: str, name: str, to_end: bool = True) -> list[Block]:
@@ -144,7 +157,8 @@ def _bases(head: str) -> list[str] | None:
 
 
 def class_attributes(doc: Document, name: str, seen: frozenset[str] = frozenset(),
-                     blocks: list[Block] | None = None) -> set[str] | None:
+                     blocks: list[Block] | None = None, external: External | None = None
+                     ) -> set[str] | None:
     """What instances of class `name` have, as far as the document tells; None when not
     all is known (a base not in the file, a metaclass, dynamic attributes, a body that
     goes on past what is seen)."""
@@ -164,7 +178,7 @@ def class_attributes(doc: Document, name: str, seen: frozenset[str] = frozenset(
         complete = complete or ends
         found |= own
         for base in bases:
-            inherited = _base_attributes(doc, base, seen | {name})
+            inherited = _base_attributes(doc, base, seen | {name}, external)
             if inherited is None:
                 return None
             found |= inherited
@@ -200,7 +214,8 @@ def _block_facts(text: str, header: int, to_end: bool, name: str
     return frozenset(found), tuple(bases) if bases is not None else None, ends
 
 
-def _base_attributes(doc: Document, base: str, seen: frozenset[str]) -> set[str] | None:
+def _base_attributes(doc: Document, base: str, seen: frozenset[str],
+                     external: External | None = None) -> set[str] | None:
     plain = re.sub(r"\[.*\]$", "", base).strip()
     if plain in _NO_ATTRIBUTE_BASES:
         return set()
@@ -212,15 +227,20 @@ def _base_attributes(doc: Document, base: str, seen: frozenset[str]) -> set[str]
         return set(dir(dict))
     if re.fullmatch(r"[^\W\d]\w*", plain):
         if any(_class_headers(text, plain) for text in doc.texts):
-            return class_attributes(doc, plain, seen)
+            return class_attributes(doc, plain, seen, external=external)
         kind = getattr(builtins, plain, None)
         if isinstance(kind, type):
             return set(dir(kind))
+    if external is not None and re.fullmatch(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*", plain):
+        found = external(plain)
+        return set(found) if found is not None else None
     return None
 
 
-def self_attributes(doc: Document, ctx: CursorContext) -> set[str] | None:
-    """The attributes `self` has at the cursor, or None when not all are known."""
+def self_attributes(doc: Document, ctx: CursorContext, external: External | None = None
+                    ) -> set[str] | None:
+    """The attributes `self` has at the cursor, or None when not all are known;
+    `external` tells those of a base class the file does not define (or None)."""
     lines = lines_of(doc.window)
     found = _enclosing_class(lines, doc.cursor_line, len(ctx.line_prefix))
     if found is not None:
@@ -235,7 +255,7 @@ def self_attributes(doc: Document, ctx: CursorContext) -> set[str] | None:
             blocks.extend(_class_headers(doc.whole, name))
         if not blocks:
             return None
-        return class_attributes(doc, name, blocks=blocks)
+        return class_attributes(doc, name, blocks=blocks, external=external)
     # The class header is above the window: the saved file's class holding the method.
     if not doc.whole:
         return None
@@ -251,7 +271,8 @@ def self_attributes(doc: Document, ctx: CursorContext) -> set[str] | None:
     match = _CLASS.match(whole[row])
     if match is None:
         return None
-    return class_attributes(doc, match.group(1), blocks=[(doc.whole, row, True)])
+    return class_attributes(doc, match.group(1), blocks=[(doc.whole, row, True)],
+                            external=external)
 
 
 @functools.lru_cache(maxsize=8)
@@ -275,19 +296,78 @@ def _owner_class(lines: list[str], row: int) -> int | None:
     return None
 
 
-def _method_above(lines: list[str], row: int) -> str:
-    """The name of the method (a def with self or cls) the cursor's line is in."""
-    level = indent(lines[row]) if lines[row].strip() else len(lines[row])
+def receiver_bound(doc: Document, ctx: CursorContext, name: str) -> bool | None:
+    """Does a function around the cursor take parameter `name` (`self`, `cls`)? Read by
+    indentation upward through the whole document when it is known (else the window):
+    None when the text ends before the outermost block is seen (not judged)."""
+    lines, row, top = lines_of(doc.window), doc.cursor_line, ctx.prefix_start_line == 0
+    whole = lines_of(doc.whole) if doc.whole else []
+    at = ctx.prefix_start_line + row
+    if at < len(whole) and whole[at] == lines[row]:
+        lines, row, top = whole, at, True
+    current = lines[row]
+    column = len(ctx.line_prefix)
+    level = indent(current) if current[:column].strip() else column
     for index in range(row - 1, -1, -1):
         line = lines[index]
-        if not line.strip():
+        if _no_block_line(line):
             continue
         width = indent(line)
         if width >= level:
             continue
         level = width
         header = _HEADER.match(line)
-        if header and header.group(2) == "def" and re.match(
-                r"(self|cls)\b", line[header.end():].lstrip("( \t")):
+        if header is not None and header.group(2) == "def" \
+                and name in _parameters(lines, index, header.end()):
+            return True
+        if width == 0:
+            return False
+    return False if level == 0 or top else None
+
+
+def _parameters(lines: list[str], row: int, start: int) -> list[str]:
+    """The parameter names, in order, of the def whose header starts at `row` (it may span
+    lines)."""
+    text, depth = lines[row][start:], 0
+    for index in range(row, min(len(lines), row + 40)):
+        if index > row:
+            text += " " + lines[index]
+        depth = text.count("(") - text.count(")")
+        if depth <= 0 and "(" in text:
+            break
+    inside = text[text.find("(") + 1:]
+    parts: list[str] = []
+    depth, part = 0, ""
+    for char in inside:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(part)
+            part = ""
+        else:
+            part += char
+    parts.append(part)
+    return [match.group(1) for part in parts
+            if (match := re.match(r"\s*\**\s*([^\W\d]\w*)", part))]
+
+
+def _method_above(lines: list[str], row: int) -> str:
+    """The name of the method (a def with self or cls) the cursor's line is in."""
+    level = indent(lines[row]) if lines[row].strip() else len(lines[row])
+    for index in range(row - 1, -1, -1):
+        line = lines[index]
+        if _no_block_line(line):
+            continue
+        width = indent(line)
+        if width >= level:
+            continue
+        level = width
+        header = _HEADER.match(line)
+        if header and header.group(2) == "def" and _parameters(
+                lines, index, header.end())[:1] in (["self"], ["cls"]):
             return header.group(3)
     return ""

@@ -5,8 +5,9 @@ can keep the model to names that exist while it decodes (issue 16 §4; the engin
 The table holds exactly what the name check after generation (`names.py`) would judge,
 so the guide never forbids what the check would keep:
 
-- `self` and `cls`, in a method of a class the file tells completely
-  (`names_classes.self_attributes`);
+- `self` and `cls`, in a method of a class the file tells completely, its imported bases
+  as jedi completes them (`names_classes.self_attributes`, `names_modules.base_resolver`:
+  a typing request takes what is already known);
 - each module the document imports and binds nowhere else, with its names as jedi
   completes them (`names_modules`, cached per import statement). A typing request takes
   only what is already known (the lookups it starts serve the next keystroke); an
@@ -25,7 +26,7 @@ import time
 from companion.engine.names import INVOKED_WAIT_S, MODULES, ModuleNames, enabled
 from companion.engine.names_classes import self_attributes
 from companion.engine.names_document import Document
-from companion.engine.names_modules import imported_modules, rebound
+from companion.engine.names_modules import BASES, base_resolver, imported_modules, rebound
 from companion.engine.postcontext import PostContext
 
 log = logging.getLogger(__name__)
@@ -40,31 +41,34 @@ def _sorted(names: frozenset[str]) -> tuple[str, ...]:
 
 
 def member_table(post: PostContext, document: str = "", automatic: bool = True,
-                 modules: ModuleNames | None = None) -> dict[str, tuple[str, ...]]:
+                 modules: ModuleNames | None = None, bases: ModuleNames | None = None
+                 ) -> dict[str, tuple[str, ...]]:
     """Receiver → its names (sorted), for the receivers known at the cursor; empty for
     other languages, in a string or comment, or with the name check off."""
     ctx = post.cursor
     if not enabled() or post.spec.id != "python" or not post.lex_state.in_code:
         return {}
     try:
-        return _table(post, Document.of(ctx, document), automatic, modules or MODULES)
+        return _table(post, Document.of(ctx, document), automatic, modules or MODULES,
+                      bases or BASES)
     except Exception as error:  # the guide must never cost the suggestion
         log.debug("name guide failed, decoding unguided: %s", error, exc_info=True)
         return {}
 
 
-def _table(post: PostContext, doc: Document, automatic: bool, modules: ModuleNames
-           ) -> dict[str, tuple[str, ...]]:
+def _table(post: PostContext, doc: Document, automatic: bool, modules: ModuleNames,
+           bases: ModuleNames) -> dict[str, tuple[str, ...]]:
     ctx = post.cursor
     table: dict[str, tuple[str, ...]] = {}
-    attributes = self_attributes(doc, ctx)
+    deadline = time.monotonic() + (0.0 if automatic else INVOKED_WAIT_S)
+    attributes = self_attributes(doc, ctx, base_resolver(
+        doc, ctx.path, max(0.0, deadline - time.monotonic()), bases))
     if attributes is not None:
         names = _sorted(frozenset(attributes))
         for receiver in FREE_AT_LINE_START:  # as the check judges them (names.py)
             table[receiver] = names
     imports = {local: statement for local, statement in imported_modules(doc).items()
                if local not in table and not rebound(doc, local)}
-    deadline = time.monotonic() + (0.0 if automatic else INVOKED_WAIT_S)
     total = sum(len(names) for names in table.values())
     for local, statement in imports.items():
         found = modules.names(statement, local, ctx.path, max(0.0, deadline - time.monotonic()))

@@ -7,6 +7,11 @@ import m`) and binds m nowhere else: x must be among m's names as jedi completes
 (invoked), and what is not known in time is not judged — the answer is cached, per import
 statement and checked against the module file's modification time, for the next request.
 A module that defines `__getattr__` makes names up as asked: not judged.
+
+The same machinery tells what instances of an imported base class have, for `self.x` in
+a subclass (`base_resolver`, `BASES`): jedi completes `self.` in a method of a class
+derived from it; a class with `__getattr__` / `__getattribute__` / `__setattr__` of its
+own is not judged.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from companion.engine import jedi_worker
-from companion.engine.names_classes import OBJECT_ATTRIBUTES
+from companion.engine.names_classes import OBJECT_ATTRIBUTES, External
 from companion.engine.names_document import Document
 
 log = logging.getLogger(__name__)
@@ -88,20 +94,27 @@ def _rebound_in(text: str, name: str) -> bool:
 _IMPORT_LINE = re.compile(r"\s*(?:import|from)\s")
 
 
-class ModuleNames:
-    """jedi's names of modules, looked up on the jedi thread, cached per import statement
-    and checked against the module file's modification time."""
+Lookup = Callable[[str, str, str], tuple[str, int, "frozenset[str] | None"]]
+Key = tuple[str, str, str]  # (document path, import statement, expression)
 
-    def __init__(self) -> None:
+
+class ModuleNames:
+    """jedi's names of modules (or, with `lookup=_jedi_base_names`, of the instances of
+    imported classes), looked up on the jedi thread, cached per import statement and
+    expression and checked against the defining file's modification time."""
+
+    def __init__(self, lookup: Lookup | None = None) -> None:
         self._lock = threading.Lock()
-        self._done: dict[tuple[str, str], tuple[str, int, frozenset[str] | None]] = {}
-        self._pending: dict[tuple[str, str], Future[None]] = {}
+        self._done: dict[Key, tuple[str, int, frozenset[str] | None]] = {}
+        self._pending: dict[Key, Future[None]] = {}
+        self._jedi: Lookup = lookup or _jedi_names
         self.lookups = 0
 
     def names(self, statement: str, local: str, path: str, wait_s: float
               ) -> frozenset[str] | None:
-        """The module's names, or None: not a module, not known, or not known in time."""
-        key = (path, statement)
+        """The names of `local` (a module, or what `ModuleNames(lookup)` looks up), or
+        None: not that, not known, or not known in time."""
+        key = (path, statement, local)
         with self._lock:
             done = self._done.get(key)
             if done is not None and _fresh(done[0], done[1]):
@@ -124,11 +137,11 @@ class ModuleNames:
             done = self._done.get(key)
         return done[2] if done is not None else None
 
-    def _lookup(self, key: tuple[str, str], statement: str, local: str, path: str) -> None:
+    def _lookup(self, key: Key, statement: str, local: str, path: str) -> None:
         self.lookups += 1
         module_path, mtime, found = "", 0, None
         try:
-            module_path, mtime, found = _jedi_names(statement, local, path)
+            module_path, mtime, found = self._jedi(statement, local, path)
         except Exception as error:  # jedi on odd code: unknown, never an error
             log.debug("jedi could not resolve %r: %s", statement, error)
         with self._lock:
@@ -171,4 +184,56 @@ def _jedi_names(statement: str, local: str, path: str) -> tuple[str, int, frozen
     return module_path, mtime, names | OBJECT_ATTRIBUTES | {"__file__", "__path__", "__all__"}
 
 
+def _jedi_base_names(statement: str, base: str, path: str
+                     ) -> tuple[str, int, frozenset[str] | None]:
+    """What instances of the class `base` (bound by `statement`) have, as jedi completes
+    `self.` in a method of a class derived from it (inherited attributes included)."""
+    import jedi  # type: ignore[import-untyped]
+
+    from companion.engine.repo_context import project_root
+
+    project = jedi.Project(project_root(path), smart_sys_path=True) if path else None
+    code = f"{statement}\nclass _Probe({base}):\n    def _probe(self):\n        self."
+    script = jedi.Script(code=code, path=path or None, project=project)
+    inferred = script.infer(2, len("class _Probe(") + len(base) - 1)
+    if not inferred or any(definition.type != "class" for definition in inferred):
+        return "", 0, None
+    module_path = str(inferred[0].module_path or "")
+    mtime = 0
+    if module_path:
+        try:
+            mtime = os.stat(module_path).st_mtime_ns
+        except OSError:
+            module_path = ""
+    names = frozenset(completion.name for completion in script.complete(4, 13)) - {"_probe"}
+    if not names or names & _DYNAMIC:
+        return module_path, mtime, None  # attributes made up as asked
+    return module_path, mtime, names | OBJECT_ATTRIBUTES
+
+
+_DYNAMIC = frozenset({"__getattr__", "__getattribute__", "__setattr__"}) - OBJECT_ATTRIBUTES
+
+
+def base_resolver(doc: Document, path: str, wait_s: float,
+                  bases: ModuleNames | None = None) -> External:
+    """For `self_attributes`: a base class expression (`Formatter`, `abc.Mapping`) → what
+    its instances have, where the document imports its first name and binds it nowhere
+    else; each lookup waits at most `wait_s` (what is not known in time is None)."""
+    lookups = bases or BASES
+    imports: dict[str, str] | None = None
+
+    def resolve(base: str) -> frozenset[str] | None:
+        nonlocal imports
+        if imports is None:
+            imports = imported_modules(doc)
+        root = base.split(".")[0]
+        statement = imports.get(root)
+        if statement is None or rebound(doc, root):
+            return None
+        return lookups.names(statement, base, path, wait_s)
+
+    return resolve
+
+
 MODULES = ModuleNames()
+BASES = ModuleNames(_jedi_base_names)

@@ -98,20 +98,22 @@ class Uses:
     bare: list[tuple[str, int, int]]  # (name, start byte, statement start byte)
     attributes: list[tuple[str, str, int, int]]  # (receiver, attribute, start, statement)
     defined: set[str]  # names the suggestion binds
-    defined_attributes: set[str]  # `self.x = ...` in the suggestion: x
+    # `self.x = ...` in the suggestion: x → where it exists from (the assignment's end,
+    # relative to the suggestion's start: a use before that is no use of it)
+    defined_attributes: dict[str, int]
 
 
 def uses(snippet: bytes, base: int) -> Uses:
     """What the code in `snippet` from byte `base` on uses and binds."""
     tree = syntax.parse(spec_for("python"), snippet.decode("utf-8", errors="replace"))
     if tree is None:
-        return Uses([], [], set(), set())
+        return Uses([], [], set(), {})
     root = tree.root_node
     bound = _bindings(root)
     bare: list[tuple[str, int, int]] = []
     attributes: list[tuple[str, str, int, int]] = []
     defined: set[str] = set()
-    defined_attributes: set[str] = set()
+    defined_attributes: dict[str, int] = {}
     stack = [root]
     while stack:
         node = stack.pop()
@@ -126,8 +128,11 @@ def uses(snippet: bytes, base: int) -> Uses:
             if receiver is None or attribute is None or receiver.type != "identifier":
                 continue
             owner = _text(receiver)
-            if node.parent is not None and _is_target(node):
-                defined_attributes.add(_text(attribute))
+            assignment = _assignment_of(node)
+            if assignment is not None:
+                name = _text(attribute)
+                end = assignment.end_byte - base
+                defined_attributes[name] = min(end, defined_attributes.get(name, end))
             elif attribute.end_byte > base:
                 attributes.append((owner, _text(attribute), receiver.start_byte - base,
                                    _statement_start(node) - base))
@@ -145,17 +150,20 @@ def uses(snippet: bytes, base: int) -> Uses:
     return Uses(bare, attributes, defined, defined_attributes)
 
 
-def _is_target(node: Node) -> bool:
-    """Is the attribute `node` (part of) the target of an assignment or loop?"""
+def _assignment_of(node: Node) -> Node | None:
+    """The assignment, loop or `with` that the attribute `node` is (part of) the target
+    of, else None. A loop's target exists from the loop's header on."""
     child, parent = node, node.parent
     while parent is not None and parent.type in ("pattern_list", "tuple_pattern",
                                                  "list_pattern", "tuple", "list"):
         child, parent = parent, parent.parent
     if parent is None:
-        return False
+        return None
     if parent.type in ("assignment", "augmented_assignment", "for_statement"):
-        return parent.child_by_field_name("left") == child
-    return parent.type == "as_pattern_target"
+        if parent.child_by_field_name("left") != child:
+            return None
+        return child if parent.type == "for_statement" else parent
+    return parent if parent.type == "as_pattern_target" else None
 
 
 def _text(node: Node) -> str:
