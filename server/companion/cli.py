@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "js: holes in real JavaScript (npm's own sources)")
     quality.add_argument("--limit", type=int, default=None,
                          help="humaneval: cases per category (default 100); repo: holes in "
-                         "all (default 40, ~10 min on two cores); 0 = all")
+                         "all (default 40; ~35 min on two cores with --context both); 0 = all")
     quality.add_argument("--context", choices=["both", "on", "off"], default="both",
                          help="repo suite: the pipeline with the repository context off, "
                          "on, or both side by side (default)")

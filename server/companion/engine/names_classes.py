@@ -17,7 +17,7 @@ import builtins
 import enum
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from companion.engine.context import CursorContext
 from companion.engine.names_document import NAME, Document, indent, lines_of
@@ -43,28 +43,40 @@ _NAMED_TUPLE = frozenset(dir(tuple)) | {"_asdict", "_replace", "_fields", "_make
 _UNJUDGED_CLASS = ("__getattr__", "__getattribute__", "setattr(", "__dict__", "vars(self")
 
 
-def _enclosing_class(lines: list[str], row: int, column: int) -> tuple[int, str] | None:
-    """(header row, method name) of the class whose method holds (row, column), read by
-    indentation upward; None when no method with `self`/`cls` in a class is found."""
-    current = lines[row]
-    level = indent(current) if current[:column].strip() else column
-    method = ""
+def _blocks_above(lines: list[str], row: int, level: int) -> Iterator[tuple[int, int]]:
+    """(row, indentation) of each line above `row` that opens a block around it, read by
+    indentation upward from `level` (the cursor's), innermost first."""
     for index in range(row - 1, -1, -1):
         line = lines[index]
         if _no_block_line(line):
             continue
         width = indent(line)
-        if width >= level:
-            continue
-        level = width
-        header = _HEADER.match(line)
+        if width < level:
+            level = width
+            yield index, width
+
+
+def _cursor_level(lines: list[str], row: int, column: int) -> int:
+    current = lines[row]
+    return indent(current) if current[:column].strip() else column
+
+
+def _takes_receiver(lines: list[str], row: int, header: re.Match[str]) -> bool:
+    return _parameters(lines, row, header.end())[:1] in (["self"], ["cls"])
+
+
+def _enclosing_class(lines: list[str], row: int, column: int) -> tuple[int, str] | None:
+    """(header row, method name) of the class whose method holds (row, column), read by
+    indentation upward; None when no method with `self`/`cls` in a class is found."""
+    method = ""
+    for index, width in _blocks_above(lines, row, _cursor_level(lines, row, column)):
+        header = _HEADER.match(lines[index])
         if header is None:
             if width == 0:
                 return None
             continue
         if header.group(2) == "def":
-            if not method and _parameters(lines, index, header.end())[:1] in (["self"],
-                                                                               ["cls"]):
+            if not method and _takes_receiver(lines, index, header):
                 method = header.group(3)
             elif not method:
                 continue  # a nested function: its enclosing method may have self
@@ -305,23 +317,15 @@ def receiver_bound(doc: Document, ctx: CursorContext, name: str) -> bool | None:
     at = ctx.prefix_start_line + row
     if at < len(whole) and whole[at] == lines[row]:
         lines, row, top = whole, at, True
-    current = lines[row]
-    column = len(ctx.line_prefix)
-    level = indent(current) if current[:column].strip() else column
-    for index in range(row - 1, -1, -1):
-        line = lines[index]
-        if _no_block_line(line):
-            continue
-        width = indent(line)
-        if width >= level:
-            continue
-        level = width
-        header = _HEADER.match(line)
+    level = _cursor_level(lines, row, len(ctx.line_prefix))
+    for index, width in _blocks_above(lines, row, level):
+        header = _HEADER.match(lines[index])
         if header is not None and header.group(2) == "def" \
                 and name in _parameters(lines, index, header.end()):
             return True
         if width == 0:
             return False
+        level = width
     return False if level == 0 or top else None
 
 
@@ -357,17 +361,8 @@ def _parameters(lines: list[str], row: int, start: int) -> list[str]:
 
 def _method_above(lines: list[str], row: int) -> str:
     """The name of the method (a def with self or cls) the cursor's line is in."""
-    level = indent(lines[row]) if lines[row].strip() else len(lines[row])
-    for index in range(row - 1, -1, -1):
-        line = lines[index]
-        if _no_block_line(line):
-            continue
-        width = indent(line)
-        if width >= level:
-            continue
-        level = width
-        header = _HEADER.match(line)
-        if header and header.group(2) == "def" and _parameters(
-                lines, index, header.end())[:1] in (["self"], ["cls"]):
+    for index, _ in _blocks_above(lines, row, _cursor_level(lines, row, len(lines[row]))):
+        header = _HEADER.match(lines[index])
+        if header and header.group(2) == "def" and _takes_receiver(lines, index, header):
             return header.group(3)
     return ""

@@ -10,8 +10,7 @@ A module that defines `__getattr__` makes names up as asked: not judged.
 
 The same machinery tells what instances of an imported base class have, for `self.x` in
 a subclass (`base_resolver`, `BASES`): jedi completes `self.` in a method of a class
-derived from it; a class with `__getattr__` / `__getattribute__` / `__setattr__` of its
-own is not judged.
+derived from it; a class with a `__getattr__` (made-up attributes) is not judged.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from companion.engine import jedi_worker
 from companion.engine.names_classes import OBJECT_ATTRIBUTES, External
@@ -160,17 +160,20 @@ def _fresh(module_path: str, mtime: int) -> bool:
         return False
 
 
-def _jedi_names(statement: str, local: str, path: str) -> tuple[str, int, frozenset[str] | None]:
+def _jedi_script(code: str, path: str, line: int, column: int, kind: str
+                 ) -> tuple[Any, str, int] | None:
+    """jedi's script of `code` (as if at `path`, in its project) when what stands at
+    (line, column) infers to a `kind` ("module", "class") only; with the defining file
+    and its modification time ("", 0 when it has none)."""
     import jedi  # type: ignore[import-untyped]
 
     from companion.engine.repo_context import project_root
 
     project = jedi.Project(project_root(path), smart_sys_path=True) if path else None
-    code = f"{statement}\n{local}."
     script = jedi.Script(code=code, path=path or None, project=project)
-    inferred = script.infer(2, 0)
-    if not inferred or any(definition.type != "module" for definition in inferred):
-        return "", 0, None
+    inferred = script.infer(line, column)
+    if not inferred or any(definition.type != kind for definition in inferred):
+        return None
     module_path = str(inferred[0].module_path or "")
     mtime = 0
     if module_path:
@@ -178,6 +181,14 @@ def _jedi_names(statement: str, local: str, path: str) -> tuple[str, int, frozen
             mtime = os.stat(module_path).st_mtime_ns
         except OSError:
             module_path = ""
+    return script, module_path, mtime
+
+
+def _jedi_names(statement: str, local: str, path: str) -> tuple[str, int, frozenset[str] | None]:
+    found = _jedi_script(f"{statement}\n{local}.", path, 2, 0, "module")
+    if found is None:
+        return "", 0, None
+    script, module_path, mtime = found
     names = frozenset(completion.name for completion in script.complete(2, len(local) + 1))
     if not names or "__getattr__" in names:
         return module_path, mtime, None  # a module that makes names up as asked
@@ -188,30 +199,15 @@ def _jedi_base_names(statement: str, base: str, path: str
                      ) -> tuple[str, int, frozenset[str] | None]:
     """What instances of the class `base` (bound by `statement`) have, as jedi completes
     `self.` in a method of a class derived from it (inherited attributes included)."""
-    import jedi  # type: ignore[import-untyped]
-
-    from companion.engine.repo_context import project_root
-
-    project = jedi.Project(project_root(path), smart_sys_path=True) if path else None
     code = f"{statement}\nclass _Probe({base}):\n    def _probe(self):\n        self."
-    script = jedi.Script(code=code, path=path or None, project=project)
-    inferred = script.infer(2, len("class _Probe(") + len(base) - 1)
-    if not inferred or any(definition.type != "class" for definition in inferred):
+    found = _jedi_script(code, path, 2, len("class _Probe(") + len(base) - 1, "class")
+    if found is None:
         return "", 0, None
-    module_path = str(inferred[0].module_path or "")
-    mtime = 0
-    if module_path:
-        try:
-            mtime = os.stat(module_path).st_mtime_ns
-        except OSError:
-            module_path = ""
+    script, module_path, mtime = found
     names = frozenset(completion.name for completion in script.complete(4, 13)) - {"_probe"}
-    if not names or names & _DYNAMIC:
+    if not names or "__getattr__" in names:
         return module_path, mtime, None  # attributes made up as asked
     return module_path, mtime, names | OBJECT_ATTRIBUTES
-
-
-_DYNAMIC = frozenset({"__getattr__", "__getattribute__", "__setattr__"}) - OBJECT_ATTRIBUTES
 
 
 def base_resolver(doc: Document, path: str, wait_s: float,
