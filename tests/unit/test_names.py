@@ -4,6 +4,7 @@ block on jedi, or run when turned off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -141,6 +142,38 @@ def test_imported_base_class_attributes(tmp_path: Path) -> None:
     assert _in_subclass(tmp_path, dynamic, header, "return self.lenght") == []
     rebound = header + "\nBase = dict"
     assert _in_subclass(tmp_path, base, rebound, "return self.lenght") == []
+
+
+async def test_focusing_a_document_prefetches_its_base_class_names(tmp_path: Path) -> None:
+    """The background warm-up at the editor's cursor starts the imported base's lookup,
+    so the first typing request there (which waits only ms) already judges `self.x`."""
+    from companion.config import Settings
+    from companion.engine.completer import Engine
+
+    base = "class Base:\n    def __init__(self):\n        self.size = 0\n"
+    (tmp_path / "basemod.py").write_text(base, encoding="utf-8")
+    document = ("from basemod import Base\n\n\nclass Sub(Base):\n    def run(self):\n"
+                "        \n")
+    path = tmp_path / "doc.py"
+    path.write_text(document, encoding="utf-8")
+    before = names.BASES.lookups
+    engine = Engine(Settings())
+    try:
+        await engine.warm(path.as_uri(), document, "python", str(path), line=5)
+        deadline = time.monotonic() + WAIT_S
+        while names.BASES.lookups == before:
+            assert time.monotonic() < deadline, "the warm-up started no lookup"
+            await asyncio.sleep(0.01)
+        post = post_context(document.replace("        \n", "        █\n"), path=str(path))
+        found: list[str] = []
+        while not found and time.monotonic() < deadline:
+            found = [use.name for use in names.undefined(
+                "return self.lenght", post, document, 0.0)]
+            await asyncio.sleep(0.01)
+        assert found == ["self.lenght"]
+        assert names.BASES.lookups == before + 1  # the typing request started none
+    finally:
+        engine.shutdown()
 
 
 def test_other_languages_are_not_judged() -> None:

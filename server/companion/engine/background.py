@@ -16,8 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from companion.backends.base import CancelFlag, GenerationRequest
+from companion.engine import names_guide
 from companion.engine.context import CursorContext
 from companion.engine.generation import PREFILL_BUDGET_TOKENS, generate_inline
+from companion.engine.postcontext import PostContext
 from companion.engine.prompts import build_prompt
 from companion.engine.scheduler import Superseded
 from companion.engine.speculation import after_enter, as_accepted
@@ -149,6 +151,9 @@ class Background:
         is first looked at."""
         engine = self.engine
         current = engine.current
+        if line is not None and language == "python" and text.strip():
+            self._prefetch_names(engine.context_at(text, line, 0, language, path, encoding),
+                                 text)
         if (not current.serving or not current.backend.capabilities.local_prefix_cache
                 or not text.strip()):
             return
@@ -166,6 +171,15 @@ class Background:
         if narrow is not None and not await self.prefill(uri, narrow, "warmups"):
             return
         await self.prefill(uri, ctx, "warmups")
+
+    @staticmethod
+    def _prefetch_names(ctx: CursorContext, text: str) -> None:
+        """The name guide's and check's jedi lookups for the cursor's place, started now
+        (engine/names_guide.py); a failure only means they start at the first request."""
+        try:
+            names_guide.prefetch(PostContext(ctx), text)
+        except Exception as error:
+            log.debug("name lookups not prefetched: %s", error)
 
     # -- the next suggestion, as if this one were accepted --------------------------------
 

@@ -13,6 +13,9 @@ so the guide never forbids what the check would keep:
   only what is already known (the lookups it starts serve the next keystroke); an
   invoked one waits for them up to the invoked cap in all.
 
+`prefetch` starts those lookups when a document is opened or focused (the background
+warm-up), so the first suggestion there is guided and checked too.
+
 A new attribute written at the start of a line (`self.total = 0`) is a definition, not
 a use: the engine leaves a receiver free where it starts the line (`FREE_AT_LINE_START`).
 """
@@ -54,6 +57,13 @@ def member_table(post: PostContext, document: str = "", automatic: bool = True,
     except Exception as error:  # the guide must never cost the suggestion
         log.debug("name guide failed, decoding unguided: %s", error, exc_info=True)
         return {}
+
+
+def prefetch(post: PostContext, document: str) -> None:
+    """Start the jedi lookups that the cursor's table needs (imported modules, imported
+    base classes) without waiting for them, so the first request at a newly opened or
+    focused place finds them known; called from the background warm-up."""
+    member_table(post, document, automatic=True)
 
 
 def _table(post: PostContext, doc: Document, automatic: bool, modules: ModuleNames,
