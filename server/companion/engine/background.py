@@ -151,13 +151,14 @@ class Background:
         is first looked at."""
         engine = self.engine
         current = engine.current
-        if line is not None and language == "python" and text.strip():
-            self._prefetch_names(engine.context_at(text, line, 0, language, path, encoding),
-                                 text)
+        ctx = engine.context_at(text, line, 0, language, path, encoding) \
+            if line is not None else None
+        if ctx is not None and language == "python" and text.strip():
+            self._prefetch_names(ctx, text)
         if (not current.serving or not current.backend.capabilities.local_prefix_cache
                 or not text.strip()):
             return
-        if line is None:
+        if ctx is None or line is None:
             budget = int((engine.settings.context_tokens - engine.settings.max_tokens)
                          * CHARS_PER_TOKEN * 0.8)
             head = text[:budget]
@@ -166,7 +167,6 @@ class Background:
             await self.prefill(uri, engine.context_at(head, len(lines) - 1, 0, language,
                                                       path), "warmups")
             return
-        ctx = engine.context_at(text, line, 0, language, path, encoding)
         narrow = self.narrow_context(text, line, 0, ctx, encoding)
         if narrow is not None and not await self.prefill(uri, narrow, "warmups"):
             return

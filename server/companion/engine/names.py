@@ -128,7 +128,7 @@ def undefined(text: str, post: PostContext, document: str = "",
     attributes_of_self: set[str] | bool | None = False  # False: not computed yet
     imports: dict[str, str] | None = None
     for owner, attribute, start, statement in found.attributes:
-        if owner in ("self", "cls"):
+        if owner in _RECEIVERS:
             if attributes_of_self is False:
                 attributes_of_self = self_attributes(
                     doc, ctx, base_resolver(doc, ctx.path, wait_s, bases))
