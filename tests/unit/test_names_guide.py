@@ -85,3 +85,19 @@ def test_an_error_leaves_the_request_unguided(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(names_guide, "self_attributes", broken)
     assert _table(CLASS) == {}
+
+
+def test_what_binds_a_module_name_other_than_an_import() -> None:
+    """`bound_names` reads each line on its own (cached) and the parameter lists across
+    lines: a name any of these forms binds is not judged as the module."""
+    from companion.engine.names_modules import bound_names
+
+    text = ("import json as j\nfrom os import path as p\n"
+            "a = 1\nb: int = 2\nc, d = 3, 4\nfor e in []:\n    pass\n"
+            "with open(a) as f:\n    pass\n"
+            "def g(\n    h,\n    i=None,\n):\n    return h == i\n"
+            "class K:\n    pass\n")
+    assert bound_names(text) >= {"a", "b", "c", "d", "e", "f", "g", "h", "i", "K"}
+    assert not bound_names(text) & {"j", "p", "json", "path"}
+    edited = text.replace("a = 1", "j = 1")  # one line changed: its answer read again
+    assert "j" in bound_names(edited) and "a" not in bound_names(edited)

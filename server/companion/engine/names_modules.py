@@ -72,26 +72,44 @@ def _imports_in(text: str) -> dict[str, str]:
 
 def rebound(doc: Document, name: str) -> bool:
     """Is `name` bound by anything but an import (an assignment, a loop, a parameter)?"""
-    return any(_rebound_in(text, name) for text in doc.texts)
+    return any(name in bound_names(text) for text in doc.texts)
 
 
-@functools.lru_cache(maxsize=64)
-def _rebound_in(text: str, name: str) -> bool:
-    escaped = re.escape(name)
-    pattern = re.compile(
-        rf"(?<![.\w]){escaped}\s*(?::[^=\n]*)?=(?!=)|\bfor\s+{escaped}\b|"
-        rf"(?P<alias>\bas\s+{escaped}\b)|def\s+\w+\([^)]*\b{escaped}\b|"
-        rf"(?:def|class)\s+{escaped}\b|\b{escaped}\s*,[^=\n]*=(?!=)")
-    for match in pattern.finditer(text):
-        if match.group("alias"):  # `import json as j` binds a module; `with … as j` not
-            line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
-            if _IMPORT_LINE.match(line):
-                continue
-        return True
-    return False
-
-
+# What binds a name, but an import: `n = …`, `n: T = …`, `n, m = …`, `for n`, `def n`,
+# `class n`, `with … as n` (an `as` on an import line binds a module), a parameter.
+_BINDING_FORMS = (
+    re.compile(r"(?<![.\w])(\w+)(?=\s*(?::[^=\n]*)?=(?!=))"),
+    re.compile(r"\b(\w+)(?=\s*,[^=\n]*=(?!=))"),
+    re.compile(r"\bfor\s+(\w+)\b"),
+    re.compile(r"(?:def|class)\s+(\w+)\b"),
+)
+_ALIAS = re.compile(r"\bas\s+(\w+)\b")
+_PARAMETERS = re.compile(r"def\s+\w+\(([^)]*)")  # may span lines
+_WORD = re.compile(r"\w+")
 _IMPORT_LINE = re.compile(r"\s*(?:import|from)\s")
+
+
+@functools.lru_cache(maxsize=8)
+def bound_names(text: str) -> frozenset[str]:
+    """The names `text` binds other than by an import. Read line by line, each line's
+    answer cached: a keystroke changes one line, and this runs at every keystroke (the
+    whole text's parameter lists are one cheap pass)."""
+    found: set[str] = set()
+    for line in text.split("\n"):
+        found.update(_bound_on(line))
+    for match in _PARAMETERS.finditer(text):
+        found.update(_WORD.findall(match.group(1)))
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=16384)
+def _bound_on(line: str) -> frozenset[str]:
+    found: set[str] = set()
+    for form in _BINDING_FORMS:
+        found.update(form.findall(line))
+    if not _IMPORT_LINE.match(line):
+        found.update(_ALIAS.findall(line))
+    return frozenset(found)
 
 
 Lookup = Callable[[str, str, str], tuple[str, int, "frozenset[str] | None"]]
