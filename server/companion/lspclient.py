@@ -181,6 +181,12 @@ class CompanionClient(LanguageClient):
         self.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))
 
+    def focus(self, uri: str, line: int) -> None:
+        """companion/didFocus: the editor shows `uri` with its cursor on `line` (as the
+        extension reports a change of active editor)."""
+        self.protocol.notify("companion/didFocus", {"textDocument": {"uri": uri},
+                                                    "position": {"line": line, "character": 0}})
+
     def insert(self, uri: str, line: int, character: int, text: str) -> None:
         """An incremental didChange inserting `text` at (line, character)."""
         self._versions[uri] = self._versions.get(uri, 0) + 1

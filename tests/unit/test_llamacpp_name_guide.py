@@ -15,6 +15,8 @@ from companion.models.resolve import resolve
 pytest.importorskip("llama_cpp")
 
 from companion.backends.llamacpp import LlamaCppBackend
+from companion.backends.llamacpp_lookup import LookupSettings
+from companion.backends.name_constraint import NameConstraint, NameTable
 
 CLASS = """class Counter:
     def __init__(self, start):
@@ -85,6 +87,43 @@ def test_a_branched_candidate_is_guided_after_its_first_token(backend: LlamaCppB
     spot = "        total = self."
     answer = generate(backend, CLASS + spot, _guide(spot), rank=1)
     assert set(_attributes_used(spot, answer)[1:]) <= set(ATTRIBUTES), answer
+
+
+def _masked_every_step(backend: LlamaCppBackend, prompt: str, guide: NameGuide
+                       ) -> tuple[str, int, int]:
+    """The reference: each step through the masked path (a free step's mask is None),
+    as the guided loop decoded before free steps went through llama.cpp's own loop.
+    Returns the answer and the number of masked and free steps."""
+    table = NameTable.of(guide)
+    assert table is not None
+    constraint = NameConstraint(table, backend.vocabulary())
+    tokens = backend._fitted(backend.tokenize(prompt), 16)
+    text, masked, free = "", 0, 0
+    for _ in range(16):
+        mask = constraint.mask(text)
+        masked, free = masked + (mask is not None), free + (mask is None)
+        token = backend._masked(tokens, mask)
+        if token == backend._llm.token_eos():
+            break
+        tokens.append(token)
+        text += backend._llm.detokenize([token], special=False).decode("utf-8", "replace")
+    return text, masked, free
+
+
+@pytest.mark.parametrize("lookup", [False, True], ids=["plain", "prompt-lookup"])
+def test_free_steps_run_in_llama_cpp_and_masked_ones_between(backend: LlamaCppBackend,
+                                                             lookup: bool) -> None:
+    """An answer that reaches `self.` after free steps: llama.cpp's loop up to there, the
+    masked steps, llama.cpp's loop again — the same tokens as masking every step."""
+    spot = "        if item "
+    reference, masked, free = _masked_every_step(backend, CLASS + spot, _guide(spot))
+    assert masked >= 1 and free >= 2, reference
+    backend.lookup = LookupSettings(enabled=lookup)
+    try:
+        assert generate(backend, CLASS + spot, _guide(spot)) == reference
+    finally:
+        backend.lookup = LookupSettings.from_env()
+    assert generate(backend, CLASS + spot, None) == generate(backend, CLASS + spot, None)
 
 
 def test_vocabulary_is_each_tokens_text(backend: LlamaCppBackend) -> None:

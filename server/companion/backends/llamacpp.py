@@ -226,25 +226,44 @@ class LlamaCppBackend:
                 for token in range(int(llm.n_vocab()))])
         return self._vocab
 
-    def _guided(self, tokens: list[int], constraint: NameConstraint, so_far: str = ""
-                ) -> Iterator[int]:
-        """Greedy tokens after `tokens`, each step's logits masked by `constraint` (the
-        names that exist after a known receiver) given the text decoded so far
-        (`so_far`: what came before `tokens`' end in this answer). Same choice as
-        llama.cpp's greedy sampler where the step is free (the first of equal logits)."""
+    def _steered(self, tokens: list[int], constraint: NameConstraint, limit: int,
+                 so_far: str = "", lookup: bool = True) -> Iterator[int]:
+        """Greedy tokens after `tokens`, the names after known receivers kept to those
+        that exist: llama.cpp's own loop (prompt lookup where on and `lookup`) while the
+        steps are free, one masked step at a time where `constraint` applies to the text
+        decoded so far (`so_far`: what came before `tokens`' end in this answer), then the
+        own loop again from there (its prefix reuse keeps the KV state). Most steps are
+        free: a masked one costs a logits copy and a mask, a free one only the check."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, produced = so_far, list(tokens)
+        free: Iterator[int] | None = None
+        while True:
+            mask = constraint.mask(text)
+            if mask is None:
+                if free is None:
+                    free = self._unguided(produced, limit - (len(produced) - len(tokens)),
+                                          lookup)
+                token = next(free, None)
+                if token is None:
+                    return
+            else:
+                free = None  # closed: its next token would not be masked
+                token = self._masked(produced, mask)
+            produced.append(token)
+            yield token
+            text += decoder.decode(self._llm.detokenize([token], special=False))
+
+    def _masked(self, tokens: list[int], mask: Any) -> int:
+        """The likeliest token after `tokens` that `mask` allows (the first of equal
+        logits, as llama.cpp's greedy sampler), all of `tokens` evaluated after it."""
         llm = self._llm
         evaluated = [int(token) for token in llm.input_ids[: llm.n_tokens]]
         keep = min(common_prefix_length(tokens, evaluated), len(tokens) - 1)
         llm.n_tokens = keep
         if keep < len(tokens) - 1:
             llm.eval(tokens[keep:-1])
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text, step = so_far, tokens[-1]
-        while True:
-            logits = self.batch_logits().decode([step], keep=1)[0]
-            step = int(np.argmax(apply(constraint.mask(text), logits)))
-            yield step
-            text += decoder.decode(llm.detokenize([step], special=False))
+        logits = self.batch_logits().decode(tokens[-1:], keep=1)[0]
+        return int(np.argmax(apply(mask, logits)))
 
     def lookup_decoder(self) -> Any:
         """The prompt-lookup decoder for the loaded model (made on first use, and again
@@ -308,31 +327,35 @@ class LlamaCppBackend:
 
     def _tokens(self, tokens: list[int], request: GenerationRequest) -> Iterator[int]:
         """Greedy tokens after `tokens` (all but the last evaluated): from the request's
-        `first_token_rank`-th likeliest first token when it asks for one, drafted by
-        prompt lookup when that is on, else (and after any failure in it) plain
-        decoding."""
+        `first_token_rank`-th likeliest first token when it asks for one, with the names
+        after known receivers kept to those that exist when it sends them (`_steered`),
+        drafted by prompt lookup when that is on, else plain decoding."""
         table = NameTable.of(request.names) if request.temperature <= 0 else None
         constraint = NameConstraint(table, self.vocabulary()) if table is not None else None
+        lookup = request.temperature <= 0
+        so_far = ""
+        limit = request.max_tokens
         if request.first_token_rank > 0:
             first = self._branch(tokens, request.first_token_rank)
             if first is None:
                 return
             yield first
-            if constraint is not None:
-                so_far = self._llm.detokenize([first], special=False).decode("utf-8", "replace")
-                yield from self._guided([*tokens, first], constraint, so_far)
-            else:
-                yield from self._plain([*tokens, first])
-            return
-        if constraint is not None:  # prompt lookup's drafts are not masked: it is off
-            yield from self._guided(tokens, constraint)
-            return
-        if not self.lookup.enabled or request.temperature > 0:
+            tokens, limit, lookup = [*tokens, first], limit - 1, False
+            so_far = self._llm.detokenize([first], special=False).decode("utf-8", "replace")
+        if constraint is not None:
+            yield from self._steered(tokens, constraint, limit, so_far, lookup)
+        else:
+            yield from self._unguided(tokens, limit, lookup)
+
+    def _unguided(self, tokens: list[int], limit: int, lookup: bool) -> Iterator[int]:
+        """Greedy tokens after `tokens` (all but the last evaluated), drafted by prompt
+        lookup when that is on and `lookup`, else (and after any failure in it) plain."""
+        if not self.lookup.enabled or not lookup:
             yield from self._plain(tokens)
             return
         produced: list[int] = []
         try:
-            for token in self.lookup_decoder().tokens(tokens, request.max_tokens):
+            for token in self.lookup_decoder().tokens(tokens, limit):
                 produced.append(token)
                 yield token
             return

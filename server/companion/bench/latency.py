@@ -154,12 +154,6 @@ async def _type(
     return report
 
 
-def _focus(client: CompanionClient, uri: str, line: int) -> None:
-    """companion/didFocus: the editor shows `uri` with its cursor on `line`."""
-    client.protocol.notify("companion/didFocus", {"textDocument": {"uri": uri},
-                                                  "position": {"line": line, "character": 0}})
-
-
 async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
     """The first suggestion in each of several newly opened 1k–4k-token files, asked
     right after opening (and the editor's focus there, as the extension reports it) at a
@@ -175,7 +169,7 @@ async def _new_files(client: CompanionClient, skip: Path) -> dict[str, Any]:
             continue
         uri = client.open(path, text)
         line = insertion_line(split_lines(text))
-        _focus(client, uri, line)  # as the extension does when the editor shows the file
+        client.focus(uri, line)  # as the extension does when the editor shows the file
         client.insert(uri, line, 0, "\n")
         started = time.perf_counter()
         items = await client.inline(uri, line, 0)
@@ -223,7 +217,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         status = await client.wait_ready()
         uri = client.open(path, text)
         line = insertion_line(lines)
-        _focus(client, uri, line)
+        client.focus(uri, line)
         client.insert(uri, line, 0, "\n")
         started = time.perf_counter()
         await client.inline(uri, line, 0)

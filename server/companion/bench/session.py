@@ -65,6 +65,7 @@ class Session:
     def __init__(self, client: CompanionClient) -> None:
         self.client = client
         self.versions: dict[str, int] = {}
+        self.focused = ""
 
     def open(self, path: str, language: str) -> str:
         uri = uri_for(path)
@@ -108,6 +109,9 @@ class Session:
     async def ask(self, hole: Hole) -> Answer:
         uri = uri_for(hole.path)
         self.replace(uri, hole.document)
+        if uri != self.focused:  # the user switches to this file's editor: the extension
+            self.client.focus(uri, hole.line)  # says where its cursor is
+            self.focused = uri
         await self.client.inline(uri, hole.line, 0)
         await asyncio.sleep(GROW_WAIT_S)
         await self.client.idle(timeout=WARM_UP_WAIT_S)
