@@ -4,6 +4,8 @@ going away does not stop the thread for the other."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -104,6 +106,17 @@ def test_a_thread_started_after_shutdown_waits_for_the_old_one() -> None:
     first.result(timeout=10)
     second.result(timeout=10)
     assert overlaps.calls == 2 and overlaps.overlapping == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_jedi_thread_yields_the_cores_to_the_model_and_only_it() -> None:
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    caller = niceness()
+    on_jedi = jedi_worker.submit(niceness).result(timeout=10)
+    assert on_jedi == min(19, caller + jedi_worker.JEDI_NICE)
+    assert niceness() == caller  # the server's own threads keep theirs
 
 
 def test_empty_pickles_left_by_an_interrupted_save_are_dropped(tmp_path: Path) -> None:

@@ -14,6 +14,12 @@ without (the call still finishes, its owner keeps the answer).
 Empty pickles that such a crash left in jedi's cache (an older Companion, or another tool
 using jedi from threads) would fail every load of their module until the source changes;
 the thread's first act is to delete the empty ones (`drop_empty_pickles`).
+
+The thread runs at a lower scheduling priority (`lower_priority`, Linux nice JEDI_NICE):
+its lookups are prefetches and caps that no request waits long for, while the model's
+threads in the engine host use every physical core, and llama.cpp's threads run in
+lockstep, so one core taken by jedi slowed a whole generation (the first suggestion in a
+newly opened file, while its lookups ran). Niced, jedi gets the cores the model leaves.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import functools
 import logging
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +39,7 @@ from typing import ParamSpec, TypeVar
 log = logging.getLogger(__name__)
 
 THREAD_NAME = "companion-jedi"
+JEDI_NICE = 10  # added to the jedi thread's niceness (Linux: per thread); 19 is the lowest
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -111,7 +119,24 @@ def safe_parso_cache() -> bool:
     return True
 
 
+def lower_priority(increment: int = JEDI_NICE) -> bool:
+    """Raise the calling thread's niceness by `increment` (never needs privileges; it
+    cannot be lowered again, so only for a thread of its own). Linux schedules threads
+    one by one, so this is the thread's alone; elsewhere nothing changes (False)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return False
+    try:
+        thread = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, now + increment))
+    except OSError as error:
+        log.debug("jedi thread priority unchanged: %s", error)
+        return False
+    return True
+
+
 def _start(wait_for_old: Callable[[], None] | None) -> None:
+    lower_priority()
     if wait_for_old is not None:
         wait_for_old()
     safe_parso_cache()
