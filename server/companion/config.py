@@ -46,6 +46,9 @@ class Settings:
     # Python, llama.cpp and transformers: after `self.` or an imported module's `.`, the
     # model may only spell names that exist there (backends/name_constraint.py)
     name_guide: bool = True
+    # Python, models without FIM: a blank line whose code below reads a name that nothing
+    # binds starts as `name =` (engine/suffix_names.py)
+    needed_name: bool = True
 
 
 def _camel(name: str) -> str:

@@ -40,7 +40,7 @@ MAX_OPEN = 6  # files open per package
 WARM_UP_WAIT_S = 900.0
 COUNTERS = ("cacheHits", "debounced", "cancelled", "errors", "engineCrashes", "modelErrors",
             "modelHangs", "warmups", "grows", "reranked", "rerankCandidates", "rerankChanged",
-            "rerankGreedy", "nameGuided", "namesCut")
+            "rerankGreedy", "nameGuided", "namesCut", "neededName")
 
 
 @dataclass

@@ -280,6 +280,8 @@ class Engine:
                 self.metrics.count("nameGuided")
             if suggestion.names_cut:
                 self.metrics.count("namesCut")
+            if suggestion.needed_name:
+                self.metrics.count("neededName")
             return suggestion
 
         try:

@@ -5,6 +5,7 @@ is allowed (engine/rerank.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -17,7 +18,7 @@ from companion.backends.base import (
     NameGuide,
 )
 from companion.config import Settings
-from companion.engine import names, names_guide, rerank
+from companion.engine import names, names_guide, rerank, suffix_names
 from companion.engine.context import CursorContext
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
@@ -64,6 +65,10 @@ def generate_inline(
     on_worker = time.perf_counter()
     queue_ms = max(0.0, (on_worker - started) * 1000 - context_ms)
     family, fim = spec.family, spec.fim
+    typed = needed_start(settings, ctx, document, fim)
+    if typed:  # as if the user had typed it: the model goes on from there
+        ctx = typed_context(ctx, typed)
+        narrow = typed_context(narrow, typed) if narrow is not None else None
     prompt = build_prompt(ctx, family, fim, repo_header=header)
     small = build_prompt(narrow, family, fim) if narrow is not None else None
     posts = {False: PostContext(ctx), True: PostContext(narrow or ctx)}
@@ -111,7 +116,7 @@ def generate_inline(
         text = outcome.text
         finish = "cancelled" if flag.cancelled else finish
     suggestion = Suggestion(
-        text,
+        typed + text if text.strip() else "",
         "model",
         (time.perf_counter() - started) * 1000,
         result.tokens,
@@ -130,8 +135,27 @@ def generate_inline(
         rerank_ms=outcome.ms if outcome else 0.0,
         name_guided=guide is not None,
         names_cut=undefined,
+        needed_name=bool(typed),
     )
     return suggestion, result
+
+
+def needed_start(settings: Settings, ctx: CursorContext, document: str, fim: bool) -> str:
+    """`name =` where the line at the cursor is blank and the code below needs a name
+    nothing binds (engine/suffix_names.py); "" otherwise, or for a FIM model (it sees
+    the code below itself)."""
+    if (not settings.needed_name or fim or ctx.language != "python" or not document
+            or ctx.line_prefix.strip() or ctx.line_suffix.strip()):
+        return ""
+    name = suffix_names.needed_name(document, ctx.line)
+    return f"{name} =" if name else ""
+
+
+def typed_context(ctx: CursorContext, typed: str) -> CursorContext:
+    """`ctx` as if `typed` had been typed at the cursor."""
+    return dataclasses.replace(ctx, prefix=ctx.prefix + typed,
+                               line_prefix=ctx.line_prefix + typed,
+                               column=ctx.column + len(typed))
 
 
 def stop_rule(prompts: dict[bool, Prompt], posts: dict[bool, PostContext],

@@ -34,6 +34,7 @@ class Suggestion:
     rerank_ms: float = 0.0  # the other candidates and their scores
     name_guided: bool = False  # the engine kept names after known receivers to real ones
     names_cut: bool = False  # the name check cut the answer before a name that is not there
+    needed_name: bool = False  # started on `name =`: the code below needs it (suffix_names)
 
 
 @dataclass
