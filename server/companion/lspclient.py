@@ -204,14 +204,17 @@ class CompanionClient(LanguageClient):
             )
         )
 
-    async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+    async def inline(self, uri: str, line: int, character: int, invoked: bool = False
+                     ) -> list[types.InlineCompletionItem]:
+        """Ghost text at a position: as the editor asks while the user types (automatic:
+        the typing budget), or `invoked` as the shortcut does (the whole inline deadline)."""
+        kind = (types.InlineCompletionTriggerKind.Invoked if invoked
+                else types.InlineCompletionTriggerKind.Automatic)
         result = await self.call("inline completion", self.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
+                context=types.InlineCompletionContext(trigger_kind=kind),
             )
         ))
         if result is None:

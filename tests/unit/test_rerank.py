@@ -106,7 +106,10 @@ class PlainBackend(RankingBackend):
 
 
 def engine_with(backend: RankingBackend, **settings: object) -> Engine:
-    options = {"context_tokens": 1536, "speculate": False, "rerank": True, **settings}
+    # Reranking alone: the example below would also start on `endtime =`
+    # (neededName, tested in test_suffix_names.py) and the fake backend ignores prompts.
+    options = {"context_tokens": 1536, "speculate": False, "rerank": True,
+               "needed_name": False, **settings}
     engine = Engine(Settings(**options))  # type: ignore[arg-type]
     spec = ModelSpec(name="m", path="m.gguf", family="smollm2", context_tokens=1536)
     engine.current = EngineState("ready", PrefixTracking(backend), spec, "test", [])

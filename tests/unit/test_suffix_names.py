@@ -11,7 +11,7 @@ import pytest
 
 from companion.config import Settings
 from companion.engine.context import build_context
-from companion.engine.generation import needed_start, typed_context
+from companion.engine.generation import needed_start, typed_context, with_typed
 from companion.engine.prompts import build_prompt
 from companion.engine.suffix_names import needed_name
 
@@ -56,3 +56,11 @@ def test_the_model_starts_on_the_name_as_if_typed() -> None:
     assert needed_start(Settings(), ctx, document, fim=True) == ""
     js = build_context(document, row, indent, language="javascript", path="/work/wait.js")
     assert needed_start(Settings(), js, document, fim=False) == ""
+
+
+def test_the_suggestion_says_the_name_once() -> None:
+    assert with_typed("endtime =", " time() + timeout") == "endtime = time() + timeout"
+    # A model (or a cached answer) that writes the start again: not twice.
+    assert with_typed("endtime =", " endtime = time()") == "endtime = time()"
+    assert with_typed("endtime =", "  ") == ""  # nothing written: no suggestion
+    assert with_typed("", " x") == " x"

@@ -92,20 +92,6 @@ class Session:
         requests = (await self.client.status())["requests"]
         return Counter({key: int(requests.get(key, 0)) for key in COUNTERS})
 
-    async def invoked(self, uri: str, line: int, character: int
-                      ) -> list[types.InlineCompletionItem]:
-        result = await self.client.call(
-            "inline completion", self.client.text_document_inline_completion_async(
-                types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    position=types.Position(line=line, character=character),
-                    context=types.InlineCompletionContext(
-                        trigger_kind=types.InlineCompletionTriggerKind.Invoked))))
-        if result is None:
-            return []
-        return list(result.items if isinstance(result, types.InlineCompletionList)
-                    else result)
-
     async def ask(self, hole: Hole) -> Answer:
         uri = uri_for(hole.path)
         self.replace(uri, hole.document)
@@ -117,7 +103,7 @@ class Session:
         await self.client.idle(timeout=WARM_UP_WAIT_S)
         grows = (await self.counters())["grows"]
         started = time.perf_counter()
-        items = await self.invoked(uri, hole.line, len(hole.indent))
+        items = await self.client.inline(uri, hole.line, len(hole.indent), invoked=True)
         seconds = time.perf_counter() - started
         await asyncio.sleep(GROW_WAIT_S)
         await self.client.idle(timeout=WARM_UP_WAIT_S)  # a grow counts once its prefill is done

@@ -116,7 +116,7 @@ def generate_inline(
         text = outcome.text
         finish = "cancelled" if flag.cancelled else finish
     suggestion = Suggestion(
-        typed + text if text.strip() else "",
+        with_typed(typed, text),
         "model",
         (time.perf_counter() - started) * 1000,
         result.tokens,
@@ -149,6 +149,14 @@ def needed_start(settings: Settings, ctx: CursorContext, document: str, fim: boo
         return ""
     name = suffix_names.needed_name(document, ctx.line)
     return f"{name} =" if name else ""
+
+
+def with_typed(typed: str, text: str) -> str:
+    """The suggestion for a request started on `typed`: `typed` and the model's text, or
+    that text alone when it says `typed` again; "" when the model wrote nothing."""
+    if not typed or not text.strip():
+        return text if not typed else ""
+    return text.lstrip() if text.lstrip().startswith(typed) else typed + text
 
 
 def typed_context(ctx: CursorContext, typed: str) -> CursorContext:
