@@ -18,7 +18,7 @@ from companion.backends.base import (
     NameGuide,
 )
 from companion.config import Settings
-from companion.engine import names, names_guide, rerank, suffix_names
+from companion.engine import names, names_guide, rerank, suffix_attributes, suffix_names
 from companion.engine.context import CursorContext
 from companion.engine.postprocess import PostContext, clean, is_finished, looping
 from companion.engine.prompts import Prompt, build_prompt
@@ -65,7 +65,7 @@ def generate_inline(
     on_worker = time.perf_counter()
     queue_ms = max(0.0, (on_worker - started) * 1000 - context_ms)
     family, fim = spec.family, spec.fim
-    typed = needed_start(settings, ctx, document, fim)
+    typed = needed_start(settings, ctx, document, fim, automatic)
     if typed:  # as if the user had typed it: the model goes on from there
         ctx = typed_context(ctx, typed)
         narrow = typed_context(narrow, typed) if narrow is not None else None
@@ -140,14 +140,17 @@ def generate_inline(
     return suggestion, result
 
 
-def needed_start(settings: Settings, ctx: CursorContext, document: str, fim: bool) -> str:
+def needed_start(settings: Settings, ctx: CursorContext, document: str, fim: bool,
+                 automatic: bool = True) -> str:
     """`name =` where the line at the cursor is blank and the code below needs a name
-    nothing binds (engine/suffix_names.py); "" otherwise, or for a FIM model (it sees
-    the code below itself)."""
+    nothing binds (engine/suffix_names.py), else `self.x =` where the class reads an
+    attribute nothing assigns (engine/suffix_attributes.py); "" otherwise, or for a FIM
+    model (it sees the code below itself)."""
     if (not settings.needed_name or fim or ctx.language != "python" or not document
             or ctx.line_prefix.strip() or ctx.line_suffix.strip()):
         return ""
-    name = suffix_names.needed_name(document, ctx.line)
+    name = suffix_names.needed_name(document, ctx.line) or suffix_attributes.needed_self_attribute(
+        ctx, document, names.TYPING_WAIT_S if automatic else names.INVOKED_WAIT_S)
     return f"{name} =" if name else ""
 
 

@@ -25,7 +25,7 @@ from companion.engine.names_document import NAME, Document, indent, lines_of
 _HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([^\W\d]\w*)")
 _CLASS = re.compile(r"^[ \t]*class[ \t]+([^\W\d]\w*)")
 _DECORATOR = re.compile(r"^[ \t]*@[ \t]*([\w.]+)")
-_OK_DECORATORS = frozenset({
+OK_DECORATORS = frozenset({
     "dataclass", "dataclasses.dataclass", "total_ordering", "functools.total_ordering",
     "attr.s", "attr.attrs", "attrs.define", "attr.define", "define", "attrs.frozen",
     "frozen", "final", "typing.final", "runtime_checkable", "typing.runtime_checkable",
@@ -40,7 +40,7 @@ OBJECT_ATTRIBUTES = frozenset(dir(object))
 _ENUM_ATTRIBUTES = frozenset(dir(enum.Enum)) | {"name", "value", "_name_", "_value_"}
 _NAMED_TUPLE = frozenset(dir(tuple)) | {"_asdict", "_replace", "_fields", "_make",
                                         "_field_defaults"}
-_UNJUDGED_CLASS = ("__getattr__", "__getattribute__", "setattr(", "__dict__", "vars(self")
+UNJUDGED_CLASS = ("__getattr__", "__getattribute__", "setattr(", "__dict__", "vars(self")
 
 
 def _blocks_above(lines: list[str], row: int, level: int) -> Iterator[tuple[int, int]]:
@@ -190,7 +190,7 @@ def class_attributes(doc: Document, name: str, seen: frozenset[str] = frozenset(
         complete = complete or ends
         found |= own
         for base in bases:
-            inherited = _base_attributes(doc, base, seen | {name}, external)
+            inherited = base_attributes(doc, base, seen | {name}, external)
             if inherited is None:
                 return None
             found |= inherited
@@ -203,10 +203,10 @@ def _block_facts(text: str, header: int, to_end: bool, name: str
     """One class body's own attributes (None: not judged), its bases (None: a metaclass
     or keywords) and whether the body ends within `text`; cached for the saved file."""
     head, decorators, body, ends = _class_block(lines_of(text), header, to_end)
-    if any(decorator not in _OK_DECORATORS for decorator in decorators):
+    if any(decorator not in OK_DECORATORS for decorator in decorators):
         return None, None, ends
     source = "\n".join(body)
-    if any(marker in source for marker in _UNJUDGED_CLASS):
+    if any(marker in source for marker in UNJUDGED_CLASS):
         return None, None, ends
     found: set[str] = set()
     if "__slots__" in source:
@@ -226,8 +226,10 @@ def _block_facts(text: str, header: int, to_end: bool, name: str
     return frozenset(found), tuple(bases) if bases is not None else None, ends
 
 
-def _base_attributes(doc: Document, base: str, seen: frozenset[str],
-                     external: External | None = None) -> set[str] | None:
+def base_attributes(doc: Document, base: str, seen: frozenset[str] = frozenset(),
+                    external: External | None = None) -> set[str] | None:
+    """What instances of the base class expression `base` have (`seen`: the classes
+    already followed); None when not known."""
     plain = re.sub(r"\[.*\]$", "", base).strip()
     if plain in _NO_ATTRIBUTE_BASES:
         return set()
