@@ -92,3 +92,18 @@ def test_generation_starts_the_model_on_it_after_the_bare_names() -> None:
     both = "\n".join(lines)
     ctx = build_context(both, row, indent, path="/work/stream.py")
     assert needed_start(Settings(), ctx, both, fim=False) == "count ="
+
+
+def test_an_imported_base_class_is_asked_of_jedi() -> None:
+    """The server's path: httpx's SyncByteStream (imported by wsgi.py) resolved by jedi on
+    its thread; a lookup not done in time is no hint, a later request finds it known."""
+    path = str(Path(httpx.__file__).parent / "_transports" / "wsgi.py")
+    document, row = _blank(path, 'self._close = getattr(result, "close", None)')
+    indent = len(document.split("\n")[row])
+    ctx = build_context(document, row, indent, path=path)
+    found = ""
+    for _ in range(20):
+        found = suffix_attributes.needed_self_attribute(ctx, document, wait_s=1.0)
+        if found:
+            break
+    assert found == "self._close"

@@ -31,7 +31,12 @@ import re
 from collections.abc import Callable
 
 from companion.engine.context import CursorContext
-from companion.engine.names_classes import OK_DECORATORS, UNJUDGED_CLASS, base_attributes
+from companion.engine.names_classes import (
+    OK_DECORATORS,
+    UNJUDGED_CLASS,
+    External,
+    base_attributes,
+)
 from companion.engine.names_document import Document, indent
 from companion.engine.names_modules import base_resolver
 
@@ -133,10 +138,16 @@ def needed_self_attribute(ctx: CursorContext, document: str, wait_s: float) -> s
     """`self.x` for the cursor's blank line (see the module's docstring), or ""; an
     imported base class's attributes come from jedi, waited on at most `wait_s` a base
     (not known in time: no hint, and it is known at the next request)."""
-    doc = Document.of(ctx, document)
-    external = base_resolver(doc, ctx.path, wait_s)
-    name = needed_attribute(document, ctx.line,
-                            lambda base: base_attributes(doc, base, external=external))
+    @functools.cache
+    def document_and_jedi() -> tuple[Document, External]:  # only where a base is asked
+        doc = Document.of(ctx, document)
+        return doc, base_resolver(doc, ctx.path, wait_s)
+
+    def bases(base: str) -> set[str] | None:
+        doc, external = document_and_jedi()
+        return base_attributes(doc, base, external=external)
+
+    name = needed_attribute(document, ctx.line, bases)
     return f"self.{name}" if name else ""
 
 
