@@ -39,22 +39,16 @@ from companion.engine.names_classes import (
 )
 from companion.engine.names_document import Document, indent
 from companion.engine.names_modules import base_resolver
+from companion.engine.suffix_names import DEF, block_span, code_line
 
 MAX_CLASS_LINES = 3000  # longer classes are not parsed (time)
 MAX_CANDIDATES = 8  # more unassigned reads by the expressions: not parsed (time)
-_DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
 _CLASS = re.compile(r"[ \t]*class[ \t]")
-_NOT_A_START = ("#", ")", "]", "}")
 _OBJECT = frozenset(dir(object))
 _SELF_READ = re.compile(r"self\.([^\W\d]\w*)")
 _SELF_STORE = re.compile(r"self\.([^\W\d]\w*)[ \t]*(?::[^\n=]*)?"
                          r"(?:[-+*/%|&^@]|//|\*\*|>>|<<)?=(?!=)")
 Bases = Callable[[str], "set[str] | None"]  # a base class expression → its attributes
-
-
-def _code(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith(_NOT_A_START)
 
 
 def _class_span(lines: list[str], row: int) -> tuple[int, int, int, int] | None:
@@ -66,7 +60,7 @@ def _class_span(lines: list[str], row: int) -> tuple[int, int, int, int] | None:
     header = None
     for index in range(row - 1, -1, -1):
         line = lines[index]
-        if not _code(line):
+        if not code_line(line):
             continue
         width = indent(line)
         if width >= level:
@@ -75,7 +69,7 @@ def _class_span(lines: list[str], row: int) -> tuple[int, int, int, int] | None:
         if method < 0:
             if _CLASS.match(line):
                 return None  # the cursor is in a class body
-            if _DEF.match(line):
+            if DEF.match(line):
                 method = index
         elif _CLASS.match(line):
             header = index
@@ -86,15 +80,7 @@ def _class_span(lines: list[str], row: int) -> tuple[int, int, int, int] | None:
             return None
     if header is None:
         return None
-    width = indent(lines[header])
-    start = header
-    while start > 0 and lines[start - 1].strip().startswith("@") and \
-            indent(lines[start - 1]) == width:
-        start -= 1
-    end = row + 1
-    while end < len(lines) and not (_code(lines[end]) and indent(lines[end]) <= width):
-        end += 1
-    return start, end, width, method
+    return (*block_span(lines, header, row), method)
 
 
 def _receiver(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:

@@ -42,13 +42,29 @@ _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import\b"
                      r"(?:[ \t]*\([^)]*\)|[^\n]*(?:(?<=\\)\n[^\n]*)*)", re.MULTILINE)
 _STAR_IMPORT = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
-_DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
+DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
 _NOT_A_START = ("#", ")", "]", "}")
 
 
-def _code(line: str) -> bool:
+def code_line(line: str) -> bool:
+    """A line that says where a block is: not blank, no comment, no closing bracket of a
+    header that spans lines."""
     stripped = line.strip()
     return bool(stripped) and not stripped.startswith(_NOT_A_START)
+
+
+def block_span(lines: list[str], header: int, row: int) -> tuple[int, int, int]:
+    """(first line, end, indentation) of the `def` / `class` at `header` that holds `row`:
+    its decorators included, to the first code line after `row` indented no deeper."""
+    width = indent(lines[header])
+    start = header
+    while start > 0 and lines[start - 1].strip().startswith("@") and \
+            indent(lines[start - 1]) == width:
+        start -= 1
+    end = row + 1
+    while end < len(lines) and not (code_line(lines[end]) and indent(lines[end]) <= width):
+        end += 1
+    return start, end, width
 
 
 def _function_span(lines: list[str], row: int, level: int) -> tuple[int, int, int] | None:
@@ -57,25 +73,16 @@ def _function_span(lines: list[str], row: int, level: int) -> tuple[int, int, in
     found = None
     for index in range(row - 1, -1, -1):
         line = lines[index]
-        if not _code(line):
+        if not code_line(line):
             continue
         width = indent(line)
         if width < level:
             level = width
-            if _DEF.match(line):
-                found = (index, width)
+            if DEF.match(line):
+                found = index
             if width == 0:
                 break
-    if found is None:
-        return None
-    start, width = found
-    while start > 0 and lines[start - 1].strip().startswith("@") and \
-            indent(lines[start - 1]) == width:
-        start -= 1
-    end = row + 1
-    while end < len(lines) and not (_code(lines[end]) and indent(lines[end]) <= width):
-        end += 1
-    return start, end, width
+    return block_span(lines, found, row) if found is not None else None
 
 
 @functools.lru_cache(maxsize=16)
