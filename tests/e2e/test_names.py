@@ -119,3 +119,34 @@ async def test_the_engine_keeps_self_to_its_attributes(make_client: MakeClient) 
     assert requests.get("nameGuided") == 1 and not requests.get("namesCut"), requests
     _, unguided = seen[False]
     assert not unguided.get("nameGuided") and unguided.get("namesCut") == 1, unguided
+
+
+PAIRS = '''def parse_pairs(text, separator=","):
+    pairs = {}
+    for chunk in text.split(separator):
+        key, _, value = chunk.partition("=")
+        pairs[key.strip()] = value.strip()
+    return █
+'''
+
+
+async def test_bare_names_are_guided_where_no_receiver_is_known(make_client: MakeClient
+                                                                ) -> None:
+    """A module-level function with no imports: no receiver the guide knows, so before
+    bare names were guided the engine decoded unguided here. Now the request carries the
+    document's bare names, and what the model writes after `return ` is a name that
+    exists (or no name at all)."""
+    text, position = cursor_of(PAIRS)
+    post = PostContext(build_context(text, position.line, position.character, path=""))
+    seen: dict[bool, dict[str, int]] = {}
+    for guide in (True, False):
+        client = await make_client({**PATIENT, "nameGuide": guide})
+        uri = open_document(client, text, name=f"pairs_{guide}.py")
+        items = await inline(client, uri, position)
+        ghost = insert_text(items[0]) if items else ""
+        assert not names.undefined(ghost, post, text, 0.0, _NoModules()), ghost
+        if guide:
+            assert ghost.strip(), "the model answered"
+        seen[guide] = (await status(client))["requests"]
+    assert seen[True].get("nameGuided") == 1, seen[True]
+    assert not seen[False].get("nameGuided"), seen[False]

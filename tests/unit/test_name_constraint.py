@@ -22,7 +22,9 @@ CASES: list[dict[str, Any]] = json.loads(
 TEXTS = ["", "a", "p", "push", "pushback", "back", "ba", "back[", "back.", "pushback.",
          "pushback[", "pushback(", "push_", ".append", ".get", ".push", ".path", "(", ")",
          " ", "\n", ".", "x", "ok", "_", "1", "line", "lineno", "no", "stre", "am", "self",
-         " self", "env", "environ", "iron", "path", "path.", "buffer", "stream", "line"]
+         " self", "env", "environ", "iron", "path", "path.", "buffer", "stream", "line",
+         " len", "len", "res", "ult", "ponse", "result", " result", " ok", " buffer", "ed",
+         'f"', '"', "v", " v", "value", "gth", "items"]
 VOCAB = Vocabulary(TEXTS)
 
 
@@ -34,7 +36,8 @@ def _ids(text: str) -> list[int]:
 
 def _constraint(case: dict[str, Any]) -> NameConstraint:
     members = {receiver: tuple(names) for receiver, names in case["members"].items()}
-    table = NameTable.of(NameGuide(members, case["tail"], ("self", "cls")))
+    table = NameTable.of(NameGuide(members, case["tail"], ("self", "cls"),
+                                   tuple(case.get("bare", ()))))
     assert table is not None
     return NameConstraint(table, VOCAB)
 
@@ -55,6 +58,8 @@ def test_golden(case: dict[str, Any]) -> None:
 def test_golden_cases_cover_guided_and_free() -> None:
     free = [case for case in CASES if case.get("free")]
     assert len(CASES) >= 12 and len(free) >= 5 and len(CASES) - len(free) >= 6
+    bare = [case for case in CASES if case.get("bare")]
+    assert len(bare) >= 12 and sum(1 for case in bare if case.get("free")) >= 5
 
 
 def test_apply_forbids_only_what_the_mask_does() -> None:
@@ -112,3 +117,19 @@ def test_guide_crosses_the_host_pipe() -> None:
     request = GenerationRequest(prompt="p", names=guide)
     assert unpack(pack(request, 0.0), 0.0).names == guide
     assert unpack(pack(GenerationRequest(prompt="p"), 0.0), 0.0).names is None
+
+
+def test_bare_table_near_the_last_one_starts_from_it() -> None:
+    vocab = Vocabulary(TEXTS)
+    first = ("len", "result", "x")
+    plain, _ = vocab.fresh_misfits(first)
+    assert plain[_ids("ok")].all() and not plain[_ids("res")].any()
+    # The cursor moved a line: `value` is spelled now, `result` no longer.
+    plain, spaced = vocab.fresh_misfits(("len", "value", "x"))
+    assert not plain[_ids("value")].any() and not spaced[_ids(" v")].any()
+    assert not plain[_ids("res")].any()  # a name it lacks stays allowed: the check judges
+    assert plain[_ids("ok")].all()
+    # Far from it (more than FRESH_DRIFT names either way): computed in full again.
+    far = tuple(sorted({"len", "x"} | {f"n{index}" for index in range(100)}))
+    plain, _ = vocab.fresh_misfits(far)
+    assert plain[_ids("res")].all() and plain[_ids("value")].all()

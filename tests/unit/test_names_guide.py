@@ -101,3 +101,41 @@ def test_what_binds_a_module_name_other_than_an_import() -> None:
     assert not bound_names(text) & {"j", "p", "json", "path"}
     edited = text.replace("a = 1", "j = 1")  # one line changed: its answer read again
     assert "j" in bound_names(edited) and "a" not in bound_names(edited)
+
+
+BARE = '''import os
+from collections import OrderedDict
+
+
+def total(items, scale=2):
+    counted = OrderedDict()
+    for item in items:
+        counted[item] = len(item) * scale
+        counted.move_to_end(item)
+    # comments count too (lenient, as the check): mentioned_in_a_comment
+    return typed_only_here + █
+'''
+
+
+def test_bare_names_are_what_the_check_counts_off_the_cursor_line() -> None:
+    document = BARE.replace("█", "")
+    bare = names_guide.bare_names(post_context(BARE), document)
+    assert list(bare) == sorted(set(bare))
+    assert {"os", "OrderedDict", "total", "items", "scale", "counted", "item",
+            "mentioned_in_a_comment"} <= set(bare)
+    assert {"len", "None", "return", "print"} <= set(bare)
+    assert "typed_only_here" not in bare  # the cursor's line: the engine adds it as it goes
+    assert "move_to_end" not in bare  # spelled only after a `.`: no bare name
+    # The same table while the user types on the line: the engine's cache holds.
+    typed = BARE.replace("█", "sca█")
+    assert names_guide.bare_names(post_context(typed), typed.replace("█", "")) == bare
+
+
+def test_bare_names_are_not_guided_where_the_check_does_not_judge_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    star = "from os.path import *\n" + BARE
+    assert names_guide.bare_names(post_context(star), star.replace("█", "")) == ()
+    in_string = BARE.replace("█", "'█")
+    assert names_guide.bare_names(post_context(in_string), in_string.replace("█", "")) == ()
+    monkeypatch.setenv(names.ENV, "0")
+    assert names_guide.bare_names(post_context(BARE), BARE.replace("█", "")) == ()

@@ -53,11 +53,15 @@ class NameGuide:
     for engines that keep the model to names that exist while it decodes
     (backends/name_constraint.py; made by engine/names_guide.py). `tail`: the cursor's
     line before the answer, as the prompt ends; a receiver in `free_at_line_start` is not
-    guided where it starts its line (`self.total = 0` defines an attribute)."""
+    guided where it starts its line (`self.total = 0` defines an attribute); `bare`: the
+    bare names that exist, for a name that starts where it must be a use (`return x`)."""
 
     members: Mapping[str, tuple[str, ...]]
     tail: str = ""
     free_at_line_start: tuple[str, ...] = ()
+    # The bare names that exist at the cursor (sorted: keywords, builtins, every name the
+    # document spells off the cursor's line); empty: bare names are not guided.
+    bare: tuple[str, ...] = ()
 
 
 @dataclass

@@ -217,11 +217,12 @@ def name_guide(backend: Backend, settings: Settings, prompt: Prompt, post: PostC
     if not settings.name_guide or not backend.capabilities.name_guide:
         return None
     members = names_guide.member_table(post, document, automatic)
-    if not members:
+    bare = names_guide.bare_names(post, document)
+    if not members and not bare:
         return None
     line = post.cursor.line_prefix
     return NameGuide(members, tail=line[: len(line) - len(prompt.heal)],
-                     free_at_line_start=names_guide.FREE_AT_LINE_START)
+                     free_at_line_start=names_guide.FREE_AT_LINE_START, bare=bare)
 
 
 def _alternatives(backend: Backend, used: Prompt, post: PostContext, limit: int,

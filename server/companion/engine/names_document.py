@@ -80,7 +80,7 @@ class Document:
     def names(self) -> set[str]:
         found: set[str] = set()
         for text in self.texts:
-            found |= _names_in(text)
+            found |= names_in(text)
         return found
 
 
@@ -91,7 +91,7 @@ def _dynamic_names(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _names_in(text: str) -> frozenset[str]:
+def names_in(text: str) -> frozenset[str]:
     """Every name `text` spells (not after a `.`); cached: the saved file comes back as
     the same string object while it is unchanged."""
     return frozenset(NAME.findall(text))

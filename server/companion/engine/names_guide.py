@@ -18,6 +18,12 @@ warm-up), so the first suggestion there is guided and checked too.
 
 A new attribute written at the start of a line (`self.total = 0`) is a definition, not
 a use: the engine leaves a receiver free where it starts the line (`FREE_AT_LINE_START`).
+
+`bare_names` is the other half: the bare names that exist (keywords, builtins, every
+name the document spells, as the check counts them), for a name the model starts where
+it must be read (`return x`, `a = b`). The cursor's own line is left out (the engine adds
+what it spells as it decodes), so the table stays the same keystroke after keystroke
+while the user types on a line, and the engine's cache of it holds.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import functools
 import logging
 import time
 
-from companion.engine.names import INVOKED_WAIT_S, MODULES, ModuleNames, enabled
+from companion.engine.context import split_lines
+from companion.engine.names import INVOKED_WAIT_S, KNOWN, MODULES, ModuleNames, enabled
 from companion.engine.names_classes import self_attributes
-from companion.engine.names_document import Document
+from companion.engine.names_document import Document, names_in
 from companion.engine.names_modules import BASES, base_resolver, imported_modules, rebound
 from companion.engine.postcontext import PostContext
 
@@ -36,9 +43,10 @@ log = logging.getLogger(__name__)
 
 FREE_AT_LINE_START = ("self", "cls")
 MAX_NAMES = 6000  # in one request's table, all receivers together
+MAX_BARE = 20000  # bare names: a document that spells more is not guided
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _sorted(names: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
@@ -57,6 +65,35 @@ def member_table(post: PostContext, document: str = "", automatic: bool = True,
     except Exception as error:  # the guide must never cost the suggestion
         log.debug("name guide failed, decoding unguided: %s", error, exc_info=True)
         return {}
+
+
+def bare_names(post: PostContext, document: str = "") -> tuple[str, ...]:
+    """The bare names that exist at the cursor, sorted, off the cursor's line; empty
+    where the check does not judge bare names (a star import, `globals()`, no whole
+    text), for other languages, in a string or comment, or with the check off."""
+    ctx = post.cursor
+    if not enabled() or post.spec.id != "python" or not post.lex_state.in_code:
+        return ()
+    try:
+        doc = Document.of(ctx, document)
+        if not doc.bare_judged:
+            return ()
+        window = split_lines(doc.window)
+        del window[min(doc.cursor_line, len(window) - 1)]
+        found = names_in("\n".join(window))
+        if document:
+            lines = split_lines(document)
+            if 0 <= ctx.line < len(lines):
+                del lines[ctx.line]
+            found = found | names_in("\n".join(lines))
+        elif doc.whole:
+            found = found | names_in(doc.whole)  # the saved file: not what is typed now
+        if len(found) > MAX_BARE:
+            return ()
+        return _sorted(KNOWN | found)
+    except Exception as error:  # the guide must never cost the suggestion
+        log.debug("bare-name guide failed, decoding unguided: %s", error, exc_info=True)
+        return ()
 
 
 def prefetch(post: PostContext, document: str) -> None:
