@@ -104,16 +104,8 @@ PATIENT = {"speculate": False, "inlineDeadlineMs": 60000}
 async def test_the_engine_keeps_self_to_its_attributes(make_client: MakeClient) -> None:
     """With the guide (on by default) the model writes an attribute the class has; with it
     off the embedded model invents one here, and the check has to cut it."""
-    text, position = cursor_of(COUNTER)
-    post = PostContext(build_context(text, position.line, position.character, path=""))
-    seen: dict[bool, tuple[str, dict[str, int]]] = {}
-    for guide in (True, False):
-        client = await make_client({**PATIENT, "nameGuide": guide})
-        uri = open_document(client, text, name=f"guide_{guide}.py")
-        items = await inline(client, uri, position)
-        ghost = insert_text(items[0]) if items else ""
-        assert not names.undefined(ghost, post, text, 0.0, _NoModules()), ghost
-        seen[guide] = ghost, (await status(client))["requests"]
+    seen = {guide: await _guided(make_client, marked=COUNTER, guide=guide)
+            for guide in (True, False)}
     ghost, requests = seen[True]
     assert ghost.split("(")[0].split(")")[0] in ("_count", "_seen", "add"), ghost
     assert requests.get("nameGuided") == 1 and not requests.get("namesCut"), requests
@@ -136,17 +128,23 @@ async def test_bare_names_are_guided_where_no_receiver_is_known(make_client: Mak
     bare names were guided the engine decoded unguided here. Now the request carries the
     document's bare names, and what the model writes after `return ` is a name that
     exists (or no name at all)."""
-    text, position = cursor_of(PAIRS)
+    seen = {guide: await _guided(make_client, marked=PAIRS, guide=guide)
+            for guide in (True, False)}
+    ghost, requests = seen[True]
+    assert ghost.strip(), "the model answered"
+    assert requests.get("nameGuided") == 1, requests
+    assert not seen[False][1].get("nameGuided"), seen[False]
+
+
+async def _guided(make_client: MakeClient, marked: str, guide: bool
+                  ) -> tuple[str, dict[str, int]]:
+    """The first inline suggestion at `marked`'s cursor from a server with `nameGuide`
+    set to `guide` (checked: it uses no name that does not exist), and its counters."""
+    text, position = cursor_of(marked)
     post = PostContext(build_context(text, position.line, position.character, path=""))
-    seen: dict[bool, dict[str, int]] = {}
-    for guide in (True, False):
-        client = await make_client({**PATIENT, "nameGuide": guide})
-        uri = open_document(client, text, name=f"pairs_{guide}.py")
-        items = await inline(client, uri, position)
-        ghost = insert_text(items[0]) if items else ""
-        assert not names.undefined(ghost, post, text, 0.0, _NoModules()), ghost
-        if guide:
-            assert ghost.strip(), "the model answered"
-        seen[guide] = (await status(client))["requests"]
-    assert seen[True].get("nameGuided") == 1, seen[True]
-    assert not seen[False].get("nameGuided"), seen[False]
+    client = await make_client({**PATIENT, "nameGuide": guide})
+    uri = open_document(client, text, name=f"guide_{guide}.py")
+    items = await inline(client, uri, position)
+    ghost = insert_text(items[0]) if items else ""
+    assert not names.undefined(ghost, post, text, 0.0, _NoModules()), ghost
+    return ghost, (await status(client))["requests"]

@@ -133,3 +133,10 @@ def test_bare_table_near_the_last_one_starts_from_it() -> None:
     far = tuple(sorted({"len", "x"} | {f"n{index}" for index in range(100)}))
     plain, _ = vocab.fresh_misfits(far)
     assert plain[_ids("res")].all() and plain[_ids("value")].all()
+
+
+def test_a_huge_bare_name_is_left_to_the_check() -> None:
+    """A document with one 2 MB identifier must not make a 2 MB-wide numpy string array."""
+    table = NameTable.of(NameGuide({}, "        return ", (), ("len", "x" * 2_000_000)))
+    assert table is not None and table.bare == ("len",)
+    assert NameConstraint(table, VOCAB).mask("") is not None

@@ -39,6 +39,8 @@ from companion.engine.names_document import Document, names_in
 from companion.engine.names_modules import BASES, base_resolver, imported_modules, rebound
 from companion.engine.postcontext import PostContext
 
+MAX_NAME_CHARS = 120  # longer names (a minified or generated line) are not sent
+
 log = logging.getLogger(__name__)
 
 FREE_AT_LINE_START = ("self", "cls")
@@ -90,7 +92,7 @@ def bare_names(post: PostContext, document: str = "") -> tuple[str, ...]:
             found = found | names_in(doc.whole)  # the saved file: not what is typed now
         if len(found) > MAX_BARE:
             return ()
-        return _sorted(KNOWN | found)
+        return _sorted(KNOWN | {name for name in found if len(name) <= MAX_NAME_CHARS})
     except Exception as error:  # the guide must never cost the suggestion
         log.debug("bare-name guide failed, decoding unguided: %s", error, exc_info=True)
         return ()

@@ -44,14 +44,19 @@ def warm_name_guide(backend: Backend) -> None:
     request = GenerationRequest(prompt=SELF_TEST_PROMPT, max_tokens=1, names=NameGuide(
         {}, SELF_TEST_PROMPT.rsplit("\n", 1)[-1], (), ("a", "b")))
     try:
-        stream = backend.stream(request)
-        try:
-            for _ in stream:
-                pass
-        finally:
-            close_stream(stream)
+        run_to_end(backend, request)
     except Exception as error:  # the guide's tables are made on first use instead
         log.warning("name guide warm-up failed: %s", error)
+
+
+def run_to_end(backend: Backend, request: GenerationRequest) -> None:
+    """Generate `request` and drop the output (the self-test, the warm-up)."""
+    stream = backend.stream(request)
+    try:
+        for _ in stream:
+            pass
+    finally:
+        close_stream(stream)
 
 
 def make_backend(name: str) -> Backend:
@@ -142,13 +147,7 @@ class Host:
             started = time.perf_counter()
             # One token before serving: a build that faults on this CPU dies here, at
             # load, where the supervisor can retry in safe mode, not at the first keystroke.
-            request = GenerationRequest(prompt=SELF_TEST_PROMPT, max_tokens=1)
-            stream = backend.stream(request)
-            try:
-                for _ in stream:
-                    pass
-            finally:
-                close_stream(stream)
+            run_to_end(backend, GenerationRequest(prompt=SELF_TEST_PROMPT, max_tokens=1))
             self_test_ms = (time.perf_counter() - started) * 1000
             if backend.capabilities.name_guide:
                 warm_name_guide(backend)
