@@ -47,6 +47,9 @@ class CancelFlag:
         return self._event.is_set()
 
 
+MAX_BARE_NAME_CHARS = 120  # a longer bare name (a minified line) is not guided: the check judges
+
+
 @dataclass(frozen=True)
 class NameGuide:
     """The receivers whose members are known at the cursor (`self`, `os`) → their names,

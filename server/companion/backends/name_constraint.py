@@ -40,11 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from companion.backends.base import NameGuide
+from companion.backends.base import MAX_BARE_NAME_CHARS, NameGuide
 
 CACHE_ENTRIES = 512  # (receiver's names, partial) → allowed ids, per vocabulary
 FRESH_ENTRIES = 8  # bare-name tables whose misfitting first tokens are kept
-MAX_NAME_CHARS = 120  # a longer bare name (a 2 MB identifier) is left to the check
 FRESH_DRIFT = 64  # names a table may differ by from the last full one and start from it
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _RECEIVER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -300,7 +299,7 @@ class NameTable:
                 if _RECEIVER.fullmatch(receiver)}
         kept = {receiver: names for receiver, names in kept.items() if names}
         bare_set = frozenset(name for name in guide.bare
-                             if len(name) <= MAX_NAME_CHARS and _NAME.fullmatch(name))
+                             if len(name) <= MAX_BARE_NAME_CHARS and _NAME.fullmatch(name))
         if not kept and not bare_set:
             return None
         bare = guide.bare if len(bare_set) == len(guide.bare) and _ascending(guide.bare) \

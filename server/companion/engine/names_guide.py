@@ -32,14 +32,13 @@ import functools
 import logging
 import time
 
+from companion.backends.base import MAX_BARE_NAME_CHARS
 from companion.engine.context import split_lines
 from companion.engine.names import INVOKED_WAIT_S, KNOWN, MODULES, ModuleNames, enabled
 from companion.engine.names_classes import self_attributes
 from companion.engine.names_document import Document, names_in
 from companion.engine.names_modules import BASES, base_resolver, imported_modules, rebound
 from companion.engine.postcontext import PostContext
-
-MAX_NAME_CHARS = 120  # longer names (a minified or generated line) are not sent
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ def bare_names(post: PostContext, document: str = "") -> tuple[str, ...]:
             found = found | names_in(doc.whole)  # the saved file: not what is typed now
         if len(found) > MAX_BARE:
             return ()
-        return _sorted(KNOWN | {name for name in found if len(name) <= MAX_NAME_CHARS})
+        return _sorted(KNOWN | {name for name in found if len(name) <= MAX_BARE_NAME_CHARS})
     except Exception as error:  # the guide must never cost the suggestion
         log.debug("bare-name guide failed, decoding unguided: %s", error, exc_info=True)
         return ()
